@@ -1,0 +1,16 @@
+"""Evaluation: accuracies, population MIA, and comparisons to the retrained model.
+
+Formulas follow ../shared/reference/EVALUATION.md (Deep Unlearn, Cadet et al.
+2024; nabla-tau, Trippa et al. 2024; Unrolling SGD, Thudi et al. 2022).
+"""
+
+from .accuracy import accuracy, logits, per_sample_entropy, per_sample_loss
+from .metrics import indiscernibility, l2_distance, ratios, retdev, rte
+from .mia import population_mia
+from .report import compare_to_reference, evaluate_model
+
+__all__ = [
+    "accuracy", "logits", "per_sample_loss", "per_sample_entropy",
+    "population_mia", "indiscernibility", "retdev", "ratios", "rte", "l2_distance",
+    "evaluate_model", "compare_to_reference",
+]

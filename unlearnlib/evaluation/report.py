@@ -1,0 +1,37 @@
+"""One dict of metrics per model, and its comparison to the retrained model."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..data import Splits
+from .accuracy import accuracy, per_sample_loss
+from .metrics import indiscernibility, ratios, retdev
+from .mia import population_mia
+
+
+def evaluate_model(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str, float]:
+    """RA, FA, VA, TA and the loss-based population MIA (forget vs val and vs test).
+
+    ``indisc`` is the indiscernibility of the validation MIA, the quantity Deep
+    Unlearn's tuning objective uses.
+    """
+    loss_f = per_sample_loss(model, splits.forget)
+    mia_val = population_mia(loss_f, per_sample_loss(model, splits.val), seed=seed)
+    mia_test = population_mia(loss_f, per_sample_loss(model, splits.test), seed=seed)
+    return {
+        "retain_acc": accuracy(model, splits.retain),
+        "forget_acc": accuracy(model, splits.forget),
+        "val_acc": accuracy(model, splits.val),
+        "test_acc": accuracy(model, splits.test),
+        "mia_val": mia_val,
+        "mia_test": mia_test,
+        "indisc": indiscernibility(mia_val),
+    }
+
+
+def compare_to_reference(m: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
+    """RR, FR, TR and RetDev of metrics ``m`` against the retrained model's ``ref``."""
+    args = (m["retain_acc"], m["forget_acc"], m["test_acc"],
+            ref["retain_acc"], ref["forget_acc"], ref["test_acc"])
+    return {**ratios(*args), "retdev": retdev(*args)}
