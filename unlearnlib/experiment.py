@@ -38,20 +38,24 @@ RESULT_COLUMNS = [
 
 def parse_seeds(seeds: str | int | Iterable[int]) -> list[int]:
     """``"0,1,2"``, ``"0-4"``, ``3`` or ``[0, 1]`` -> a list of non-negative ints."""
-    if isinstance(seeds, int):
-        out = [seeds]
-    elif isinstance(seeds, str):
-        out = []
-        for part in (p.strip() for p in seeds.split(",") if p.strip()):
-            if "-" in part:
-                lo, hi = part.split("-", 1)
-                out.extend(range(int(lo), int(hi) + 1))
-            else:
-                out.append(int(part))
-    else:
-        out = [int(s) for s in seeds]
+    bad = f"Seeds must be non-negative integers, e.g. '0,1,2' or '0-4'; got {seeds!r}."
+    try:
+        if isinstance(seeds, int):
+            out = [seeds]
+        elif isinstance(seeds, str):
+            out = []
+            for part in (p.strip() for p in seeds.split(",") if p.strip()):
+                if "-" in part:
+                    lo, hi = part.split("-", 1)
+                    out.extend(range(int(lo), int(hi) + 1))
+                else:
+                    out.append(int(part))
+        else:
+            out = [int(s) for s in seeds]
+    except (TypeError, ValueError) as e:
+        raise ValueError(bad) from e
     if not out or any(s < 0 for s in out):
-        raise ValueError(f"Seeds must be non-negative integers, e.g. '0,1,2' or '0-4'; got {seeds!r}.")
+        raise ValueError(bad)
     return out
 
 

@@ -1,0 +1,45 @@
+"""Shared fixtures. Everything runs on the CPU unless UNLEARNLIB_TEST_DEVICE says
+otherwise (benchmarks/gpu_check.sh runs the suite with ``cuda``)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from unlearnlib.data import load_splits
+from unlearnlib.store import Store
+from unlearnlib.training import Recipe, train_reference_models
+
+#: A short recipe that still fits mnist1d's training set almost perfectly.
+FAST_RECIPE = Recipe(epochs=12, lr=0.05, batch_size=128)
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    return torch.device(os.environ.get("UNLEARNLIB_TEST_DEVICE", "cpu"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_store_env(tmp_path_factory: pytest.TempPathFactory):
+    """One store per test session (the mnist1d arrays are generated once into it)."""
+    root = tmp_path_factory.mktemp("store")
+    old = os.environ.get("UNLEARNLIB_STORE")
+    os.environ["UNLEARNLIB_STORE"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("UNLEARNLIB_STORE", None)
+    else:
+        os.environ["UNLEARNLIB_STORE"] = old
+
+
+@pytest.fixture(scope="session")
+def splits(device, session_store_env):
+    return load_splits("mnist1d", "random:0.1", device=device)
+
+
+@pytest.fixture(scope="session")
+def refs(splits, session_store_env):
+    """Original and retrained cnn1d of seed 0 (trained once per session)."""
+    return train_reference_models(splits, "cnn1d", 0, FAST_RECIPE, Store(session_store_env), show_progress=False)

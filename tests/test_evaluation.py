@@ -1,0 +1,84 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from unlearnlib.data import Split
+from unlearnlib.evaluation import (
+    accuracy, indiscernibility, l2_distance, per_sample_entropy, per_sample_loss,
+    population_mia, ratios, retdev, rte,
+)
+
+
+def test_mia_separable_losses_is_near_one():
+    rng = np.random.default_rng(0)
+    members = rng.uniform(0.0, 0.1, 300)      # low loss: trained on
+    nonmembers = rng.uniform(1.0, 2.0, 500)   # high loss: never seen
+    assert population_mia(members, nonmembers) > 0.98
+
+
+def test_mia_identical_distributions_is_near_half():
+    rng = np.random.default_rng(1)
+    members, nonmembers = rng.normal(size=2000), rng.normal(size=2000)
+    assert abs(population_mia(members, nonmembers) - 0.5) < 0.04
+
+
+def test_mia_balances_classes():
+    # 10 distinct members among 1000 identical non-members: balanced, the attacker
+    # cannot win by always answering "non-member" (which would score 0.99).
+    members = np.full(10, 5.0)
+    nonmembers = np.full(1000, 5.0)
+    assert population_mia(members, nonmembers) < 0.75
+
+
+def test_mia_multiple_features_and_errors():
+    rng = np.random.default_rng(2)
+    m = np.c_[rng.normal(0, 1, 200), rng.normal(3, 1, 200)]
+    n = np.c_[rng.normal(0, 1, 200), rng.normal(0, 1, 200)]
+    assert population_mia(m, n) > 0.9  # second feature separates
+    with pytest.raises(ValueError, match="features"):
+        population_mia(m, n[:, :1])
+
+
+@pytest.mark.parametrize("mia,expected", [(0.5, 1.0), (1.0, 0.0), (0.0, 0.0), (0.75, 0.5), (0.6, 0.8)])
+def test_indiscernibility(mia, expected):
+    assert indiscernibility(mia) == pytest.approx(expected)
+
+
+def test_retdev_and_ratios_closed_form():
+    assert retdev(0.9, 0.8, 0.7, 0.9, 0.8, 0.7) == 0.0
+    # RR = 1.0, FR = 1.0/0.8 = 1.25, TR = 0.63/0.7 = 0.9
+    assert retdev(0.9, 1.0, 0.63, 0.9, 0.8, 0.7) == pytest.approx(0.25 + 0.1)
+    r = ratios(0.5, 0.4, 0.3, 1.0, 0.8, 0.6)
+    assert r == pytest.approx({"rr": 0.5, "fr": 0.5, "tr": 0.5})
+    assert rte(100.0, 4.0) == 25.0 and math.isinf(rte(1.0, 0.0))
+
+
+def test_l2_distance_closed_form():
+    a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    assert l2_distance(a, b) == 0.0
+    with torch.no_grad():
+        b.weight[0, 0] += 3.0
+        b.bias[1] -= 4.0
+    assert l2_distance(a, b) == pytest.approx(5.0)
+    bn_a, bn_b = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    bn_b.running_mean += 10  # buffers are not parameters: excluded
+    assert l2_distance(bn_a, bn_b) == 0.0
+
+
+def test_accuracy_loss_entropy_on_a_fixed_model():
+    model = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))
+    x = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 0.0]])
+    y = torch.tensor([0, 1, 1, 0])
+    split = Split(x, y, torch.arange(4))
+    # the tie on the last row resolves to class 0 (argmax takes the first)
+    assert accuracy(model, split) == 0.75
+    loss = per_sample_loss(model, split)
+    assert loss[0].item() == pytest.approx(math.log(1 + math.exp(-2)))
+    assert loss[3].item() == pytest.approx(math.log(2))
+    assert per_sample_entropy(model, split)[3].item() == pytest.approx(math.log(2))

@@ -1,0 +1,116 @@
+import pytest
+import torch
+from torch import nn
+
+from unlearnlib import methods
+from unlearnlib.evaluation import accuracy, per_sample_loss
+from unlearnlib.methods import Float, UnlearnData, register
+from unlearnlib.methods._loop import LoopConfig, run_loop
+
+
+def _data(splits, refs, **kw):
+    return UnlearnData.from_splits(
+        splits, seed=0, model_name="cnn1d", init_state=refs.init_state, train_recipe=refs.recipe, **kw
+    )
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_registry_contract():
+    keys = methods.available()
+    assert keys[:2] == ["original", "retrain"]
+    assert {"ft", "ga", "srl", "ngplus"} <= set(keys)
+    ga = methods.get("ga")
+    assert ga.defaults["lr"] == 0.01 and ga.defaults["epochs"] == 10
+    assert set(ga.search_space) <= set(ga.defaults)
+    assert ga.space(train_epochs=40)["epochs"].high == 8  # ceil(0.2 * 40)
+    with pytest.raises(ValueError, match="allowed: original, retrain"):
+        methods.get("nope")
+    with pytest.raises(ValueError, match="no hyperparameter.*momentum_typo.*allowed: epochs"):
+        ga.resolve_hparams({"momentum_typo": 1})
+
+
+def test_search_space_must_name_used_hyperparameters():
+    with pytest.raises(ValueError, match="no default"):
+        register("bogus", "Bogus", "-", defaults={"lr": 0.1}, search_space={"tau": Float(0, 5)})(
+            lambda model, data, lr: model)
+
+
+def test_ga_raises_forget_loss_and_lowers_forget_accuracy(splits, refs):
+    data = _data(splits, refs)
+    out = methods.get("ga")(refs.original, data, epochs=10, lr=0.02)
+    assert per_sample_loss(out, splits.forget).mean() > 2 * per_sample_loss(refs.original, splits.forget).mean()
+    assert accuracy(out, splits.forget) < accuracy(refs.original, splits.forget) - 0.05
+
+
+@pytest.mark.parametrize("key", ["ft", "srl", "ngplus"])
+def test_loss_methods_raise_forget_loss_keep_retain(key, splits, refs):
+    data = _data(splits, refs)
+    out = methods.get(key)(refs.original, data, epochs=3)
+    assert per_sample_loss(out, splits.forget).mean() > per_sample_loss(refs.original, splits.forget).mean()
+    assert accuracy(out, splits.retain) > 0.85
+
+
+@pytest.mark.parametrize("key", ["ft", "ga", "srl", "ngplus"])
+def test_caller_model_untouched_and_seed_determinism(key, splits, refs):
+    before = {k: v.clone() for k, v in refs.original.state_dict().items()}
+    data = _data(splits, refs)
+    a = methods.get(key)(refs.original, data, epochs=1)
+    b = methods.get(key)(refs.original, data, epochs=1)
+    assert all(torch.equal(before[k], v) for k, v in refs.original.state_dict().items())
+    assert _same_weights(a, b)
+    assert not _same_weights(a, refs.original)
+    c = methods.get(key)(refs.original, UnlearnData.from_splits(splits, seed=1), epochs=1)
+    assert not _same_weights(a, c)  # another seed, another batch order
+
+
+def test_retrain_follows_the_protocol(splits, refs):
+    """retrain = same init, same recipe and data-order seed, D_r only: the cached gold model."""
+    out = methods.get("retrain")(refs.original, _data(splits, refs))
+    assert _same_weights(out, refs.retrained)
+    assert accuracy(out, splits.forget) < accuracy(refs.original, splits.forget)
+    with pytest.raises(ValueError, match="init_state"):
+        methods.get("retrain")(refs.original, UnlearnData.from_splits(splits))
+
+
+def test_original_is_identity(splits, refs):
+    assert _same_weights(methods.get("original")(refs.original, _data(splits, refs)), refs.original)
+
+
+def test_loop_budget_stops_where_it_says(splits, refs):
+    model = methods.get("original")(refs.original, _data(splits, refs))
+    cfg = LoopConfig(epochs=5, lr=0.01, batch_size=64, driver="retain", use_forget=True)
+    log = run_loop(model, splits.retain, splits.forget, lambda m, f, r: m(r.x).sum() * 0 + m(f.x).sum() * 0,
+                   cfg, seed=0, max_sample_grads=1000)
+    # each step sees a retain batch and a forget batch: at most 128 per-sample gradients
+    assert log.stopped_by_budget and 1000 - 128 < log.sample_grads <= 1000
+    assert log.steps >= 1000 // 128
+
+
+def test_loop_keep_fixed_and_grad_scale(splits, refs):
+    model = methods.get("original")(refs.original, _data(splits, refs))
+    name, p = next((n, q) for n, q in model.named_parameters() if q.dim() > 1)
+    mask = torch.zeros_like(p, dtype=torch.bool)
+    mask.view(-1)[::2] = True
+    before = p.detach().clone()
+    cfg = LoopConfig(epochs=1, lr=0.1, batch_size=128, weight_decay=0.1, driver="retain")
+    import torch.nn.functional as F
+    run_loop(model, splits.retain, splits.forget, lambda m, f, r: F.cross_entropy(m(r.x), r.y), cfg, 0,
+             keep_fixed={name: mask})
+    after = dict(model.named_parameters())[name].detach()
+    assert torch.equal(after[mask], before[mask])  # weight decay and momentum included
+    assert not torch.equal(after[~mask], before[~mask])
+    model2 = methods.get("original")(refs.original, _data(splits, refs))
+    run_loop(model2, splits.retain, splits.forget, lambda m, f, r: F.cross_entropy(m(r.x), r.y),
+             LoopConfig(epochs=1, lr=0.1, batch_size=128, momentum=0.0), 0,
+             grad_scale={name: torch.zeros_like(p)})
+    assert torch.equal(dict(model2.named_parameters())[name].detach(), before)
+
+
+def test_bad_loop_config():
+    with pytest.raises(ValueError, match="allowed: train, eval"):
+        LoopConfig(epochs=1, lr=0.1, bn_mode="frozen")
+    with pytest.raises(ValueError, match="allowed: retain, forget, union"):
+        LoopConfig(epochs=1, lr=0.1, driver="both")

@@ -1,0 +1,130 @@
+"""The ``unlearnlib`` console script (also ``python -m unlearnlib``).
+
+- ``unlearnlib run``      train/load, unlearn, evaluate; print a table, write tidy rows
+- ``unlearnlib methods``  list the registered methods with their hyperparameters
+- ``unlearnlib book``     execute every notebook with a profile and build the HTML book
+- ``unlearnlib bench``    run a script of ``benchmarks/``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import methods as registry
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .experiment import format_summary, run_grid
+    from .store import Store
+
+    hparams = json.loads(args.hparams) if args.hparams else None
+    store = Store(args.store) if args.store else Store()
+    start = time.perf_counter()
+    df = run_grid(
+        dataset=args.dataset, model=args.model, methods=args.methods, seeds=args.seeds,
+        forget=args.forget, epochs=args.epochs, data_root=args.data_root, device=args.device,
+        hparams=hparams, store=store, show_progress=not args.quiet,
+    )
+    print(format_summary(df))
+    print(f"\n{len(df)} rows in {time.perf_counter() - start:.1f} s "
+          f"(store {store.root}: {store.hits} hits, {store.misses} misses)")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        if out.suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+        print(f"wrote {out}")
+    return 0
+
+
+def _fmt_param(p: registry.Param) -> str:
+    if p.kind == "categorical":
+        return "{" + ", ".join(map(str, p.choices)) + "}"
+    high = f"ceil({p.high_train_fraction} * E_train)" if p.high_train_fraction else f"{p.high:g}"
+    return f"{p.kind}[{p.low:g}, {high}]" + (" log" if p.log else "")
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    for key in registry.available():
+        m = registry.get(key)
+        print(f"{key:10s} {m.name}  ({m.paper})")
+        for name, default in m.defaults.items():
+            space = m.search_space.get(name)
+            print(f"    {name:14s} default {default!r:10}  search {_fmt_param(space) if space else '-'}")
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    index = build_book(args.profile, root=Path(args.root))
+    print(f"book built: {index}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    bench_dir = Path(args.root) / "benchmarks"
+    allowed = sorted(p.stem for p in bench_dir.glob("*.py"))
+    if args.name not in allowed:
+        raise ValueError(f"Unknown benchmark {args.name!r}; allowed: {', '.join(allowed) or '(none found in ' + str(bench_dir) + ')'}.")
+    return subprocess.call([sys.executable, str(bench_dir / f"{args.name}.py"), *args.extra])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unlearnlib", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run methods over seeds and evaluate them")
+    r.add_argument("--dataset", default="mnist1d")
+    r.add_argument("--model", default="cnn1d")
+    r.add_argument("--methods", default="original,retrain,ft,ga,srl,ngplus",
+                   help="comma-separated method keys, or 'all'")
+    r.add_argument("--seeds", default="0,1,2", help="e.g. 0,1,2 or 0-9")
+    r.add_argument("--forget", default="random:0.1", help="random:F | fraction:F | class:C")
+    r.add_argument("--epochs", type=int, default=None, help="training epochs (default: the dataset's recipe)")
+    r.add_argument("--data-root", default=None, help="folder with torchvision data (or $UNLEARNLIB_DATA)")
+    r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    r.add_argument("--hparams", default=None, help='JSON, e.g. \'{"ft": {"lr": 0.01}}\'')
+    r.add_argument("--store", default=None, help="cache folder (default $UNLEARNLIB_STORE or ~/.cache/unlearnlib)")
+    r.add_argument("--out", default=None, help="write rows to .parquet (default) or .csv")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(fn=_cmd_run)
+
+    m = sub.add_parser("methods", help="list registered methods and hyperparameters")
+    m.set_defaults(fn=_cmd_methods)
+
+    b = sub.add_parser("book", help="execute the notebooks and build the HTML book")
+    b.add_argument("--profile", default="quick", help="quick | full | test (book/profiles.yml)")
+    b.add_argument("--root", default=".", help="project root holding _config.yml")
+    b.set_defaults(fn=_cmd_book)
+
+    be = sub.add_parser("bench", help="run benchmarks/NAME.py")
+    be.add_argument("name")
+    be.add_argument("extra", nargs=argparse.REMAINDER)
+    be.add_argument("--root", default=".")
+    be.set_defaults(fn=_cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"unlearnlib: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
