@@ -6,6 +6,7 @@ from torch import nn
 
 from ..data import Splits
 from .accuracy import accuracy, per_sample_loss
+from .entropy_mia import entropy_mia
 from .metrics import indiscernibility, ratios, retdev
 from .mia import population_mia
 
@@ -14,7 +15,8 @@ def evaluate_model(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str,
     """RA, FA, VA, TA and the loss-based population MIA (forget vs val and vs test).
 
     ``indisc`` is the indiscernibility of the validation MIA, the quantity Deep
-    Unlearn's tuning objective uses.
+    Unlearn's tuning objective uses. nabla-tau's entropy feature adds
+    ``mia_entropy_val/test`` and the joint loss+entropy ``mia_joint_val/test``.
     """
     loss_f = per_sample_loss(model, splits.forget)
     mia_val = population_mia(loss_f, per_sample_loss(model, splits.val), seed=seed)
@@ -27,6 +29,7 @@ def evaluate_model(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str,
         "mia_val": mia_val,
         "mia_test": mia_test,
         "indisc": indiscernibility(mia_val),
+        **entropy_mia(model, splits, seed=seed),
     }
 
 

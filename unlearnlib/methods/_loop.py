@@ -44,7 +44,10 @@ class LoopConfig:
     beside it when ``use_retain``) or ``union`` (shuffled D_r u D_f, with
     ``Batch.is_forget``). ``bn_mode`` is an explicit choice: ``train`` updates
     BatchNorm statistics (the default, as in training), ``eval`` freezes them.
-    ``epochs`` may be fractional (PRMQ trains 3.2 epochs).
+    ``epochs`` may be fractional (PRMQ trains 3.2 epochs). ``schedule`` is a
+    name understood by :func:`unlearnlib.training.make_schedule` or a callable
+    ``factor(step, steps_per_epoch)`` for anything else (per-epoch LinearLR,
+    step decay).
     """
 
     epochs: float
@@ -53,7 +56,7 @@ class LoopConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     optimizer: str = "sgd"
-    schedule: str = "constant"
+    schedule: str | Callable[[int, int], float] = "constant"
     driver: str = "retain"
     use_forget: bool = False
     use_retain: bool = False
@@ -71,9 +74,13 @@ class LoopConfig:
 
 @dataclass
 class LoopLog:
+    """What a run did; ``optimizer_state`` lets a later phase continue the same
+    momentum / Adam moments (pass it back as ``run_loop(optimizer_state=...)``)."""
+
     steps: int = 0
     sample_grads: int = 0
     stopped_by_budget: bool = False
+    optimizer_state: dict | None = None
 
 
 def _cycle(split: Split, batch_size: int, gen: torch.Generator) -> Iterator[Batch]:
@@ -96,6 +103,7 @@ def run_loop(
     max_sample_grads: int | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
     params: list[nn.Parameter] | None = None,
+    optimizer_state: dict | None = None,
 ) -> LoopLog:
     """Minimise ``loss_fn(model, forget_batch, retain_batch)`` in place.
 
@@ -107,6 +115,9 @@ def run_loop(
       computed (each batch row counts once per backward pass).
     - ``params`` restricts the optimiser to those parameters (default: all with
       ``requires_grad``).
+    - ``optimizer_state`` (from a previous :class:`LoopLog`) restores the
+      optimiser's per-parameter state (momentum buffers, Adam moments) while
+      keeping this run's learning rate, so multi-phase methods keep one optimiser.
     """
     gen = torch.Generator().manual_seed(seed)
     named = dict(model.named_parameters())
@@ -114,12 +125,18 @@ def run_loop(
         params if params is not None else model.parameters(),
         cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay,
     )
+    if optimizer_state is not None:
+        opt.load_state_dict({"state": optimizer_state, "param_groups": opt.state_dict()["param_groups"]})
     drive = {"retain": retain, "forget": forget, "union": Split.concat(retain, forget)}[cfg.driver]
     if len(drive) == 0:
         raise ValueError(f"The {cfg.driver} set is empty; nothing to iterate.")
     steps_per_epoch = math.ceil(len(drive) / cfg.batch_size)
     total = int(math.ceil(cfg.epochs * steps_per_epoch))
-    sched = make_schedule(opt, cfg.schedule, total, cfg.eta_min_ratio)
+    if callable(cfg.schedule):
+        user_schedule = cfg.schedule
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: user_schedule(step, steps_per_epoch))
+    else:
+        sched = make_schedule(opt, cfg.schedule, total, cfg.eta_min_ratio)
     side_forget = _cycle(forget, cfg.batch_size, gen) if cfg.driver == "retain" and cfg.use_forget else None
     side_retain = _cycle(retain, cfg.batch_size, gen) if cfg.driver == "forget" and cfg.use_retain else None
     fixed_values = {n: named[n].detach()[m].clone() for n, m in (keep_fixed or {}).items()}
@@ -162,4 +179,5 @@ def run_loop(
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     model.eval()
+    log.optimizer_state = opt.state_dict()["state"]
     return log

@@ -1,0 +1,469 @@
+"""Per-sample membership inference: LiRA and U-LiRA on batched shadow models.
+
+- LiRA (Carlini et al. 2022, "Membership inference attacks from first
+  principles"): per sample, fit N(mu_in, s_in^2) to the logit-scaled confidence
+  phi of shadow models that trained on it and N(mu_out, s_out^2) to those that
+  did not; score a target model by the likelihood ratio (online), by the
+  one-sided out-tail (offline), optionally with one variance shared by all
+  samples (fixed variance, for few shadows).
+- U-LiRA (Hayes et al. 2024, "Inexact unlearning needs more careful evaluations
+  to avoid a false sense of privacy", arXiv 2403.01218): the "in" distribution
+  is made of UNLEARNED shadows (trained on x, then x unlearned with the method
+  under test); the "out" distribution of unlearned shadows that never saw x.
+  The game is balanced; attack accuracy 0.5 means perfect unlearning.
+  Departure from Deep Unlearn's U-LiRA: Gaussians are fitted to phi, not to 0/1
+  correctness (../shared/reference/EVALUATION.md).
+
+Shadow protocol (:class:`ShadowConfig`). The population is a fixed random part
+of D_r u D_f. A fraction of it are *targets*; the rest (the core) is in every
+shadow's training set. Shadow k trains on the core plus a random half of the
+targets; its in-targets are cut into ``partitions`` forget sets; for each
+(k, p) the method unlearns forget set p, and a reference model is retrained
+from the same initial weights on everything else. With ``targets=1.0`` and
+``partitions=10`` this is Deep Unlearn's 64 x 10 design. Every target is
+forgotten in one partition of each split that contains it, so it has about
+K/2 unlearned and about K/2 (x partitions) out observations.
+
+Attacks are scored leave-one-split-out: a model of split k is attacked with
+Gaussians fitted on the other splits only. Every shadow comes from the
+:class:`~unlearnlib.store.Store` (trained as one computation by
+:mod:`unlearnlib.ensemble`); a second run trains nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import norm
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from ..data import Split, Splits
+from ..store import Store
+from ..training import Recipe, default_recipe, model_spec
+
+MODES = ("online", "offline", "fixed_variance")
+#: Variance floor: keeps a Gaussian fitted to (nearly) identical values finite.
+VAR_FLOOR = 1e-6
+
+
+# --------------------------------------------------------------------------- the statistic
+
+
+def phi(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Logit-scaled confidence log p_y - log(1 - p_y), stable for any logits.
+
+    Equals z_y - logsumexp_{j != y} z_j, so no probability is formed and
+    nothing under- or overflows (Carlini et al. 2022, Sec. IV-B).
+    """
+    z = logits.double() if logits.dtype == torch.float64 else logits.float()
+    zy = z.gather(-1, y.unsqueeze(-1).expand(*z.shape[:-1], 1)).squeeze(-1)
+    others = z.scatter(-1, y.unsqueeze(-1).expand(*z.shape[:-1], 1), float("-inf"))
+    return zy - torch.logsumexp(others, dim=-1)
+
+
+# --------------------------------------------------------------------------- Gaussian fits
+
+
+def _group_sums(x: np.ndarray, mask: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
+    """Per group: count, sum and sum of squares of ``x`` where ``mask`` (rows = models)."""
+    w = mask.astype(np.float64)
+    xw = np.where(mask, x, 0.0)
+    out = []
+    for a in (w, xw, xw * xw):
+        s = np.zeros((n_groups, x.shape[1]))
+        np.add.at(s, groups, a)
+        out.append(s)
+    return tuple(out)
+
+
+def loo_gaussians(
+    x: np.ndarray, mask: np.ndarray, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (model row, sample): mean, variance and count of ``x`` over the rows where
+    ``mask`` holds, leaving out every row of the same group (leave-one-split-out).
+
+    ``x`` and ``mask`` are (M, N); ``groups`` (M,) assigns rows to groups (default:
+    each row its own group). Variances are the maximum-likelihood ones, floored.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    groups = np.arange(len(x)) if groups is None else np.asarray(groups)
+    n_groups = int(groups.max()) + 1
+    c, s, ss = _group_sums(x, mask, groups, n_groups)
+    c = c.sum(0) - c[groups]
+    s = s.sum(0) - s[groups]
+    ss = ss.sum(0) - ss[groups]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = s / c
+        var = np.maximum(ss / c - mu * mu, VAR_FLOOR)
+    return mu, var, c
+
+
+def lira_scores(
+    target: np.ndarray,
+    mu_in: np.ndarray, var_in: np.ndarray,
+    mu_out: np.ndarray, var_out: np.ndarray,
+    mode: str = "online",
+) -> np.ndarray:
+    """Membership score (higher = more likely "in") of observed ``target`` phi values.
+
+    - ``online``: log N(t; mu_in, var_in) - log N(t; mu_out, var_out)
+    - ``offline``: log Pr[Z < t], Z ~ N(mu_out, var_out) (one-sided; in-models unused)
+    - ``fixed_variance``: online with one variance per distribution, the mean over
+      all samples (Carlini et al. 2022: better with few shadows)
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown LiRA mode {mode!r}; allowed: {', '.join(MODES)}.")
+    t = np.asarray(target, dtype=np.float64)
+    if mode == "offline":
+        return norm.logcdf(t, loc=mu_out, scale=np.sqrt(var_out))
+    if mode == "fixed_variance":
+        var_in = np.full_like(var_in, np.nanmean(var_in))
+        var_out = np.full_like(var_out, np.nanmean(var_out))
+    return norm.logpdf(t, mu_in, np.sqrt(var_in)) - norm.logpdf(t, mu_out, np.sqrt(var_out))
+
+
+# --------------------------------------------------------------------------- attack metrics
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, at: float) -> float:
+    """Largest TPR whose FPR does not exceed ``at`` (on an roc_curve)."""
+    ok = fpr <= at
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def attack_metrics(pos: np.ndarray, neg: np.ndarray, threshold: float = 0.0) -> dict[str, float]:
+    """AUC, TPR at FPR 1% and 0.1%, balanced accuracy at ``threshold`` (the likelihood
+    ratio 1 for log-ratio scores) and the best balanced accuracy over thresholds."""
+    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
+    pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError(f"Need finite scores on both sides; got {len(pos)} positives, {len(neg)} negatives.")
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    s = np.r_[pos, neg]
+    fpr, tpr, _ = roc_curve(y, s)
+    return {
+        "auc": float(roc_auc_score(y, s)),
+        "tpr_at_1pct_fpr": tpr_at_fpr(fpr, tpr, 0.01),
+        "tpr_at_0.1pct_fpr": tpr_at_fpr(fpr, tpr, 0.001),
+        "accuracy": 0.5 * (float((pos > threshold).mean()) + float((neg <= threshold).mean())),
+        "best_accuracy": float(0.5 * (tpr + 1 - fpr).max()),
+    }
+
+
+# --------------------------------------------------------------------------- shadows
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """How the shadow models are drawn and trained.
+
+    ``population``: fraction of D_r u D_f used at all (0.5 = "half data");
+    ``targets``: fraction of the population that are in/out candidates (the
+    rest is always in); ``partitions``: forget sets per split; ``epochs``:
+    shadow training epochs (default: the dataset recipe's); ``seed``: draws.
+    """
+
+    k: int = 64
+    partitions: int = 1
+    population: float = 0.5
+    targets: float = 0.2
+    epochs: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.k < 4:
+            raise ValueError(f"U-LiRA needs at least 4 shadow splits (k); got {self.k}.")
+        if self.partitions < 1:
+            raise ValueError(f"partitions must be >= 1; got {self.partitions}.")
+        for name in ("population", "targets"):
+            v = getattr(self, name)
+            if not 0.0 < v <= 1.0:
+                raise ValueError(f"{name} must lie in (0, 1]; got {v}.")
+
+
+@dataclass
+class ShadowSet:
+    """The masks of a shadow design over ``pool`` (rows of the population).
+
+    Model rows are (split k, partition p) pairs, row = k * P + p.
+    """
+
+    config: ShadowConfig
+    pool: Split
+    is_target: torch.Tensor      # (N,) candidates for in/out
+    in_masks: torch.Tensor       # (K, N) what split k trains on
+    forget_masks: torch.Tensor   # (K*P, N)
+    retain_masks: torch.Tensor   # (K*P, N)
+    split_of: np.ndarray         # (K*P,) split index of each row
+    init_seeds: list[int]        # (K,) init and data-order seed of split k
+    unlearn_seeds: list[int]     # (K*P,) UnlearnData.seed of each row
+
+    @property
+    def rows(self) -> int:
+        return len(self.split_of)
+
+    def row_in(self) -> torch.Tensor:
+        """(K*P, N): whether the row's original model trained on each sample."""
+        return self.in_masks[torch.as_tensor(self.split_of)]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for t in (self.pool.index, self.in_masks, self.forget_masks):
+            h.update(t.cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def make_shadow_set(splits: Splits, config: ShadowConfig) -> ShadowSet:
+    """Draw the population, targets, in-halves and forget partitions (deterministic)."""
+    pool = splits.train
+    g = torch.Generator().manual_seed(10_007 + config.seed)
+    n_pool = max(2, int(round(config.population * len(pool))))
+    pool = pool.subset(torch.randperm(len(pool), generator=g)[:n_pool].sort().values)
+    n_t = int(round(config.targets * n_pool))
+    if n_t < 2 * config.partitions:
+        raise ValueError(f"{n_t} targets cannot fill {config.partitions} forget partitions of a half; "
+                         "raise `targets` or `population`, or lower `partitions`.")
+    is_target = torch.zeros(n_pool, dtype=torch.bool)
+    is_target[torch.randperm(n_pool, generator=g)[:n_t]] = True
+    t_idx = torch.nonzero(is_target).squeeze(1)
+    K, P = config.k, config.partitions
+    in_masks = (~is_target).expand(K, n_pool).clone()
+    forget = torch.zeros(K * P, n_pool, dtype=torch.bool)
+    for k in range(K):
+        chosen = t_idx[torch.randperm(n_t, generator=g)[: n_t // 2]]  # exact half: equal sizes batch together
+        in_masks[k, chosen] = True
+        for p, part in enumerate(torch.tensor_split(chosen, P)):
+            forget[k * P + p, part] = True
+    split_of = np.repeat(np.arange(K), P)
+    retain = in_masks[torch.as_tensor(split_of)] & ~forget
+    base = 1_000_003 * (config.seed + 1)
+    return ShadowSet(config, pool, is_target, in_masks, forget, retain, split_of,
+                     [base + k for k in range(K)], [base + 500_000 + r for r in range(K * P)])
+
+
+@dataclass
+class ShadowOutputs:
+    """What the attacks need from one set of models (rows as in :class:`ShadowSet`)."""
+
+    role: str
+    phi: np.ndarray            # (M, N) phi on the population
+    loss: np.ndarray           # (M, N) cross-entropy on the population
+    test_loss: np.ndarray      # (M, N_test)
+    retain_acc: np.ndarray     # (M,) accuracy on each model's own retain set
+    forget_acc: np.ndarray     # (M,)
+    test_acc: np.ndarray       # (M,)
+    seconds: float = 0.0       # training / unlearning wall time (when computed)
+    meta: dict = field(default_factory=dict)
+
+
+def _outputs(ens, shadows: ShadowSet, test: Split, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    """phi, loss and accuracies of ensemble ``ens`` (its models are ``rows`` of the set)."""
+    pool = shadows.pool
+    z = ens.logits(pool.x)
+    zt = ens.logits(test.x)
+    ce = torch.nn.functional.cross_entropy
+    loss = ce(z.flatten(0, 1), pool.y.repeat(len(ens)), reduction="none").view(len(ens), -1)
+    tloss = ce(zt.flatten(0, 1), test.y.repeat(len(ens)), reduction="none").view(len(ens), -1)
+    correct = (z.argmax(-1) == pool.y).cpu()
+    r = torch.as_tensor(rows)
+    ret, fgt = shadows.retain_masks[r], shadows.forget_masks[r]
+    return {
+        "phi": phi(z, pool.y.expand(len(ens), -1)).cpu(),
+        "loss": loss.cpu(), "test_loss": tloss.cpu(),
+        "retain_acc": (correct & ret).sum(1) / ret.sum(1),
+        "forget_acc": (correct & fgt).sum(1) / fgt.sum(1).clamp(min=1),
+        "test_acc": (zt.argmax(-1) == test.y).float().mean(1).cpu(),
+    }
+
+
+class ShadowRunner:
+    """Trains (or loads) the originals, the retrained references and every method's
+    unlearned shadows of one :class:`ShadowSet`, all through the :class:`Store`.
+
+    Two cache levels: model ensembles (``shadow_models``) and their outputs
+    (``shadow_outputs``); when the outputs are cached no model is even loaded.
+    """
+
+    def __init__(
+        self, splits: Splits, model_name: str, config: ShadowConfig, store: Store | None = None,
+        recipe: Recipe | None = None, path: str = "auto", show_progress: bool = True,
+    ) -> None:
+        self.splits, self.model_name, self.config = splits, model_name, config
+        self.store = store or Store()
+        base = recipe or default_recipe(splits.dataset)
+        self.recipe = base.with_(epochs=config.epochs)
+        self.path, self.show_progress = path, show_progress
+        self.shadows = make_shadow_set(splits, config)
+        spec = model_spec(splits, model_name, self.recipe, 0)
+        self.spec = {**{k: v for k, v in spec.items() if k != "seed"}, "shadows": self.shadows.fingerprint(),
+                     "config": asdict(config)}
+        self._cache: dict[str, Any] = {}
+
+    # -- models ---------------------------------------------------------------
+    def _ensemble(self, role: str, build, extra: dict | None = None):
+        from ..ensemble import Ensemble
+
+        if role in self._cache:
+            return self._cache[role]
+        spec = {**self.spec, "role": role, **(extra or {})}
+        state, meta = self.store.checkpoint("shadow_models", spec, build)
+        ens = Ensemble.from_state_dict(self.model_name, self.splits.input_shape, self.splits.num_classes,
+                                       {k: v.to(self.splits.device) for k, v in state.items()})
+        self._cache[role] = (ens, meta)
+        return ens, meta
+
+    def init(self):
+        from ..ensemble import Ensemble
+
+        return Ensemble.build(self.model_name, self.splits.input_shape, self.splits.num_classes,
+                              self.shadows.init_seeds, self.splits.device)
+
+    def originals(self):
+        """The K models trained on their in-halves, expanded to the K*P rows."""
+        from ..ensemble import train_ensemble
+
+        def build():
+            ens = self.init()
+            log = train_ensemble(ens, self.shadows.pool, self.shadows.in_masks, self.recipe,
+                                 self.shadows.init_seeds, path=self.path, show_progress=self.show_progress)
+            return ens.state_dict(), {"seconds": log.seconds, "paths": str(log.paths)}
+
+        ens, meta = self._ensemble("original", build)
+        return ens.select(self.shadows.split_of), meta
+
+    def retrained(self):
+        """Reference models of the NeurIPS score: retrained from the same init without forget set p,
+        with the original's data-order seed."""
+        from ..ensemble import train_ensemble
+
+        def build():
+            ens = self.init().select(self.shadows.split_of)
+            seeds = [self.shadows.init_seeds[k] for k in self.shadows.split_of]
+            log = train_ensemble(ens, self.shadows.pool, self.shadows.retain_masks, self.recipe, seeds,
+                                 path=self.path, show_progress=self.show_progress)
+            return ens.state_dict(), {"seconds": log.seconds, "paths": str(log.paths)}
+
+        return self._ensemble("retrained-reference", build)
+
+    def unlearned(self, method: str, hparams: dict | None = None):
+        """Every row's original, unlearned with ``method`` (seed = the row's unlearn seed)."""
+        from .. import methods
+        from ..ensemble import unlearn_ensemble
+
+        if method == "original":
+            return self.originals()
+        hp = methods.get(method).resolve_hparams(hparams)
+
+        def build():
+            orig, _ = self.originals()
+            t = time.perf_counter()
+            out = unlearn_ensemble(
+                method, orig, self.shadows.pool, self.shadows.retain_masks, self.shadows.forget_masks,
+                self.shadows.unlearn_seeds, self.splits.num_classes, hp,
+                init=self.init().select(self.shadows.split_of), train_recipe=self.recipe,
+                val=self.splits.val, model_name=self.model_name, path=self.path,
+                show_progress=self.show_progress)
+            return out.state_dict(), {"seconds": time.perf_counter() - t}
+
+        return self._ensemble(f"unlearned:{method}", build, {"hparams": hp})
+
+    # -- outputs --------------------------------------------------------------
+    def outputs(self, method: str, hparams: dict | None = None) -> ShadowOutputs:
+        """phi / losses / accuracies of ``method``'s unlearned shadows (``"retrained-reference"``
+        for the NeurIPS score's reference models)."""
+        from .. import methods
+
+        hp = {} if method == "retrained-reference" else methods.get(method).resolve_hparams(hparams)
+        rows = np.arange(self.shadows.rows)
+
+        def build():
+            ens, meta = self.retrained() if method == "retrained-reference" else self.unlearned(method, hp)
+            out = _outputs(ens, self.shadows, self.splits.test, rows)
+            return out, {"seconds": float(meta.get("seconds", 0.0))}
+
+        state, meta = self.store.checkpoint("shadow_outputs", {**self.spec, "role": method, "hparams": hp}, build)
+        arr = {k: v.numpy() for k, v in state.items()}
+        return ShadowOutputs(method, arr["phi"], arr["loss"], arr["test_loss"], arr["retain_acc"],
+                             arr["forget_acc"], arr["test_acc"], float(meta.get("seconds", 0.0)), meta)
+
+
+# --------------------------------------------------------------------------- U-LiRA
+
+
+@dataclass
+class ULiRAResult:
+    """Per-(model row, target sample) scores and the attack's summary.
+
+    ``scores`` is (M, N) with NaN where the pair is not part of the game;
+    ``positive`` / ``negative`` mark the game's pairs; ``per_sample_accuracy``
+    is each target's balanced accuracy at likelihood ratio 1.
+    """
+
+    method: str
+    mode: str
+    scores: np.ndarray
+    positive: np.ndarray
+    negative: np.ndarray
+    per_sample_accuracy: np.ndarray
+    metrics: dict[str, float]
+
+    def roc(self) -> tuple[np.ndarray, np.ndarray]:
+        """(fpr, tpr) of the pooled game."""
+        pos, neg = self.scores[self.positive], self.scores[self.negative]
+        fpr, tpr, _ = roc_curve(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg])
+        return fpr, tpr
+
+
+def ulira(shadows: ShadowSet, out: ShadowOutputs, mode: str = "online") -> ULiRAResult:
+    """U-LiRA (Hayes et al. 2024) on unlearned shadow outputs, leave-one-split-out.
+
+    Positives: (row, x) with x in the row's forget set, target = that unlearned
+    model. Negatives: (row, x) with x never in the row's training data, one row
+    per split (partition ``x mod P``) so the game is balanced. Gaussians: "in"
+    from the unlearned rows that forgot x, "out" from all rows that never saw x,
+    both over the other splits. With ``out`` = the originals this is plain
+    LiRA (Carlini et al. 2022) with the forget sets as members.
+    """
+    P = shadows.config.partitions
+    x = out.phi.astype(np.float64)
+    forget = shadows.forget_masks.numpy()
+    never = ~shadows.row_in().numpy() & shadows.is_target.numpy()[None, :]
+    mu_u, var_u, _ = loo_gaussians(x, forget, shadows.split_of)
+    mu_o, var_o, _ = loo_gaussians(x, never, shadows.split_of)
+    scores = lira_scores(x, mu_u, var_u, mu_o, var_o, mode)
+    part = (np.arange(x.shape[1])[None, :] % P) == (np.arange(len(x)) % P)[:, None]
+    ok = np.isfinite(scores)
+    positive, negative = forget & ok, never & part & ok
+    pos_hit = np.where(positive, scores > 0, False).sum(0) / np.maximum(positive.sum(0), 1)
+    neg_hit = np.where(negative, scores <= 0, False).sum(0) / np.maximum(negative.sum(0), 1)
+    targets = shadows.is_target.numpy() & (positive.sum(0) > 0) & (negative.sum(0) > 0)
+    per_sample = np.where(targets, 0.5 * (pos_hit + neg_hit), np.nan)
+    metrics = attack_metrics(scores[positive], scores[negative])
+    metrics.update(n_positive=int(positive.sum()), n_negative=int(negative.sum()),
+                   n_targets=int(targets.sum()))
+    return ULiRAResult(out.role, mode, np.where(positive | negative, scores, np.nan), positive, negative,
+                       per_sample, metrics)
+
+
+def population_mia_on_shadows(shadows: ShadowSet, out: ShadowOutputs, n_models: int = 8, seed: int = 0) -> float:
+    """Deep Unlearn's loss-based population MIA (forget vs test, logistic regression),
+    averaged over the first ``n_models`` shadow rows: what a population attack concludes."""
+    from .mia import population_mia
+
+    forget = shadows.forget_masks.numpy()
+    vals = [population_mia(out.loss[r][forget[r]], out.test_loss[r], seed=seed)
+            for r in range(min(n_models, len(out.loss)))]
+    return float(np.mean(vals))
+
+
+__all__ = [
+    "phi", "loo_gaussians", "lira_scores", "attack_metrics", "tpr_at_fpr", "ShadowConfig", "ShadowSet",
+    "make_shadow_set", "ShadowOutputs", "ShadowRunner", "ULiRAResult", "ulira", "population_mia_on_shadows",
+    "MODES",
+]
