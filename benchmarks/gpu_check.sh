@@ -75,6 +75,11 @@ run_step "benchmark synthetic-cifar 10000 (cuda)" 150 \
 
 run_step "benchmark mnist1d (cuda)" 90 "$PYTHON" benchmarks/training.py --device cuda
 
+run_step "ensemble K=64 cnn1d (cuda)" 120 "$PYTHON" benchmarks/ensemble.py --device cuda
+
+run_step "ensemble K=64 resnet18_cifar synthetic (cuda)" 120 \
+    "$PYTHON" benchmarks/ensemble.py --device cuda --model resnet18_cifar --synthetic-cifar 4096
+
 echo
 echo "=== summary ($(($(date +%s) - START_S)) s total) ==="
 failed=0

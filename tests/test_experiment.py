@@ -89,3 +89,14 @@ def test_cli_errors_and_methods(capsys):
     assert main(["methods"]) == 0
     text = capsys.readouterr().out
     assert "ngplus" in text and "ceil(0.2 * E_train)" in text
+
+
+def test_hyperparameters_reach_the_method(tiny, device):
+    """A row computed with other hyperparameters must come from a differently unlearned model."""
+    store, df = tiny
+    base = df[(df.method == "ga") & (df.seed == 0)].iloc[0]
+    other = run_grid(device=str(device), store=Store(store.root), hparams={"ga": {"lr": 0.0}}, **TINY)
+    row = other[(other.method == "ga") & (other.seed == 0)].iloc[0]
+    orig = df[(df.method == "original") & (df.seed == 0)].iloc[0]
+    assert row["l2_to_retrained"] == pytest.approx(orig["l2_to_retrained"])  # lr 0 = no change
+    assert base["l2_to_retrained"] != pytest.approx(orig["l2_to_retrained"])

@@ -2,6 +2,7 @@
 
 - ``unlearnlib run``      train/load, unlearn, evaluate; print a table, write tidy rows
 - ``unlearnlib methods``  list the registered methods with their hyperparameters
+- ``unlearnlib tune``     Deep Unlearn's Optuna search for one method, then rerun on more seeds
 - ``unlearnlib book``     execute every notebook with a profile and build the HTML book
 - ``unlearnlib bench``    run a script of ``benchmarks/``
 """
@@ -64,6 +65,34 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from .experiment import format_summary, to_frame
+    from .hpo import Setup, tune_and_rerun
+    from .store import Store
+
+    store = Store(args.store) if args.store else Store()
+    start = time.perf_counter()
+    setup = Setup.create(args.dataset, args.model, args.forget, args.epochs, args.device,
+                         args.data_root, store, show_progress=not args.quiet)
+    result, rows = tune_and_rerun(
+        args.method, tune_seeds=args.seeds, seeds=args.rerun_seeds or args.seeds,
+        n_trials=args.trials, verbose=args.verbose, show_progress=not args.quiet, setup=setup,
+    )
+    if result.tuned:
+        print(f"{args.method}: {args.trials} trials per seed on seeds {args.seeds}; best seed "
+              f"{result.best_seed}\n")
+        print(result.table().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    else:
+        print(f"{args.method}: nothing to tune (reference method or empty search space); defaults used.")
+    print(f"\nbest hyperparameters: {json.dumps(result.hparams)}\n")
+    refs = [setup.run(k, s) for s in sorted(set(rows["seed"])) for k in ("original", "retrain")]
+    df = to_frame(refs + rows.to_dict("records")) if args.method not in ("original", "retrain") else rows
+    print(format_summary(df))
+    print(f"\ntuned and rerun in {time.perf_counter() - start:.1f} s "
+          f"(store {store.root}: {store.hits} hits, {store.misses} misses)")
+    return 0
+
+
 def _cmd_book(args: argparse.Namespace) -> int:
     from .book import build_book
 
@@ -103,6 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("methods", help="list registered methods and hyperparameters")
     m.set_defaults(fn=_cmd_methods)
+
+    t = sub.add_parser("tune", help="tune one method with Optuna (Deep Unlearn protocol), rerun the best")
+    t.add_argument("--method", required=True, help="a method key (see `unlearnlib methods`)")
+    t.add_argument("--dataset", default="mnist1d")
+    t.add_argument("--model", default="cnn1d")
+    t.add_argument("--trials", type=int, default=20, help="trials per tuning seed (Deep Unlearn: 100)")
+    t.add_argument("--seeds", default="0,1,2", help="tuning seeds, e.g. 0,1,2")
+    t.add_argument("--rerun-seeds", default=None, help="seeds to rerun the best on, e.g. 0-9 (default: --seeds)")
+    t.add_argument("--forget", default="random:0.1", help="random:F | fraction:F | class:C")
+    t.add_argument("--epochs", type=int, default=None, help="training epochs (default: the dataset's recipe)")
+    t.add_argument("--data-root", default=None, help="folder with torchvision data (or $UNLEARNLIB_DATA)")
+    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    t.add_argument("--store", default=None, help="cache folder (default $UNLEARNLIB_STORE or ~/.cache/unlearnlib)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--verbose", action="store_true", help="show Optuna's per-trial log")
+    t.set_defaults(fn=_cmd_tune)
 
     b = sub.add_parser("book", help="execute the notebooks and build the HTML book")
     b.add_argument("--profile", default="quick", help="quick | full | test (book/profiles.yml)")

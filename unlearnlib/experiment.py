@@ -26,7 +26,7 @@ from .store import Store, canonical_json
 from .training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 
 #: Bump when the evaluation code changes what a cached row contains.
-EVAL_VERSION = 2
+EVAL_VERSION = 3
 
 #: The columns every result row has (the contract of ../shared/DESIGN.md).
 RESULT_COLUMNS = [
@@ -145,7 +145,7 @@ def run_method(
                 splits, seed=refs.seed, model_name=refs.model_name, init_state=refs.init_state,
                 train_recipe=refs.recipe, max_sample_grads=max_sample_grads,
             )
-            model, seconds = timed_unlearn(method, refs.original, data)
+            model, seconds = timed_unlearn(method, refs.original, data, **hp)
         metrics = evaluate_model(model, splits, seed=refs.seed)
         return [{
             "dataset": splits.dataset, "model": refs.model_name, "method": key, "seed": refs.seed,
