@@ -107,11 +107,18 @@ class Splits:
         return {k: len(getattr(self, k)) for k in ("retain", "forget", "val", "test")}
 
     def fingerprint(self) -> str:
-        """Hash of the exact sample indices and data, used in cache keys."""
+        """Hash of the exact sample indices, inputs and labels, used in cache keys.
+
+        Inputs of large datasets are hashed on a strided subsample (at most ~1M
+        values per split); labels and indices are always hashed in full, so
+        relabelled or poisoned forget sets get their own keys.
+        """
         h = hashlib.sha256()
         for part in (self.retain, self.forget, self.val, self.test):
             h.update(part.index.cpu().numpy().tobytes())
-            h.update(part.x.detach().cpu().contiguous().numpy().tobytes()[:1 << 20])
+            h.update(part.y.cpu().numpy().tobytes())
+            flat = part.x.detach().reshape(-1)
+            h.update(flat[:: max(1, flat.numel() // 1_000_000)].cpu().numpy().tobytes())
         return h.hexdigest()[:16]
 
 
