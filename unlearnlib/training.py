@@ -24,11 +24,17 @@ from torch import nn
 from .data import Split, Splits, augment_batch, index_batches
 from .models import build_model
 from .store import Store
+from .unrolling import sd_lambda_at, sd_loss
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that determines how a model is trained (and so its cache key)."""
+    """Everything that determines how a model is trained (and so its cache key).
+
+    ``sd_lambda`` adds Thudi et al. 2022's SD regulariser (arXiv 2109.13398),
+    ``lam * sum_i std_c(z_ic) / (B * C)``, to the loss; ``sd_decay`` divides ``lam``
+    by that factor every 10 epochs (1.0 = constant). ``sd_lambda = 0`` is plain CE.
+    """
 
     epochs: int
     lr: float
@@ -38,13 +44,27 @@ class Recipe:
     schedule: str = "cosine"
     optimizer: str = "sgd"
     augment: bool = False
+    sd_lambda: float = 0.0
+    sd_decay: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.sd_lambda < 0 or self.sd_decay <= 0:
+            raise ValueError(
+                f"Need sd_lambda >= 0 (0 = off) and sd_decay > 0 (1 = no decay); "
+                f"got {self.sd_lambda}, {self.sd_decay}."
+            )
 
     def with_(self, **changes) -> "Recipe":
         """A copy with ``changes`` applied; ``None`` values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        # SD fields at their defaults are left out, so existing cache keys stay valid
+        for k, default in (("sd_lambda", 0.0), ("sd_decay", 1.0)):
+            if d[k] == default:
+                del d[k]
+        return d
 
 
 #: Deep Unlearn's recipe for paper-scale data (CIFAR: 182 epochs; MNIST-type: 50).
@@ -161,7 +181,7 @@ def train(
     log = TrainLog(0.0, 0, recipe.epochs)
     step = 0
     start = time.perf_counter()
-    for _ in progress(range(recipe.epochs), "train", enabled=show_progress):
+    for epoch in progress(range(recipe.epochs), "train", enabled=show_progress):
         for idx in index_batches(len(data), recipe.batch_size, gen):
             if record_order:
                 log.batch_order.append(idx)
@@ -173,7 +193,10 @@ def train(
             x, y = data.x[dev_idx], data.y[dev_idx]
             if recipe.augment:
                 x = augment_batch(x, gen)
-            loss = F.cross_entropy(model(x), y)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            if recipe.sd_lambda:
+                loss = loss + sd_lambda_at(recipe.sd_lambda, recipe.sd_decay, epoch) * sd_loss(logits)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

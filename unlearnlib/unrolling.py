@@ -1,0 +1,313 @@
+"""Unrolling SGD (Thudi et al. 2022, arXiv 2109.13398): verification error, its cheap
+proxy, the Hessian's top eigenvalue, the SD regulariser and single-gradient unlearning.
+
+- Verification error ``||w_u - w_r||_2`` over trainable parameters (buffers
+  excluded), where ``w_r`` starts from the same checkpoint ``w_0`` and sees the
+  same batch sequence minus the forgotten batch (:func:`unrolled_models` builds
+  that pair with ``train(record_order=True)`` and ``train(skip_batches={k})``).
+- Unlearning-error proxy ``e = eta^2 * t * 0.5 * ||w_t - w_0||_2 * sigma`` with
+  ``sigma = sqrt(|lambda_max|)`` of the loss Hessian on a fixed batch
+  (:func:`top_hessian_eigenvalue`: power iteration on Hessian-vector products).
+  It bounds the second-order term of the unrolled SGD update that the
+  single-gradient approximation drops, so it should track verification error.
+- SD regulariser ``lam * sum_i std_c(z_ic) / (B * C)`` (:func:`sd_loss`), used by
+  :func:`unlearnlib.training.train` when ``Recipe.sd_lambda > 0``.
+- Single-gradient unlearning ``w_u = w_t + step * sum_i grad l_i(w_0)``
+  (:func:`single_gradient_unlearn`; the registered method is ``methods/sgu.py``).
+
+This module imports :mod:`unlearnlib.training` lazily: training imports it for the
+SD loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .evaluation.metrics import l2_distance
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .data import Splits
+    from .store import Store
+    from .training import Recipe
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# --------------------------------------------------------------------------- SD regulariser
+
+
+def sd_loss(logits: torch.Tensor) -> torch.Tensor:
+    """``sum_i std_c(z_ic) / (B * C)``: per-sample standard deviation of the logits across
+    classes, summed over the batch and divided by the number of logit entries.
+
+    ``torch.std``'s default (unbiased, ``correction=1``) is used, as a PyTorch
+    implementation of Thudi et al. 2022's regulariser would.
+    """
+    if logits.dim() != 2 or logits.shape[1] < 2:
+        raise ValueError(f"sd_loss needs logits of shape (batch, classes >= 2); got {tuple(logits.shape)}.")
+    return logits.std(dim=1).sum() / logits.numel()
+
+
+def sd_lambda_at(lam: float, decay: float, epoch: int) -> float:
+    """The regulariser weight in (0-based) ``epoch``: ``lam / decay ** (epoch // 10)``."""
+    if decay <= 0:
+        raise ValueError(f"sd_decay must be > 0 (1.0 = no decay); got {decay}.")
+    return lam / decay ** (epoch // 10)
+
+
+# --------------------------------------------------------------------------- distances
+
+
+def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def verification_error(unlearned: nn.Module, retrained: nn.Module) -> float:
+    """``||w_u - w_r||_2`` over trainable parameters, buffers excluded (Thudi et al. 2022)."""
+    return l2_distance(unlearned, retrained)
+
+
+def weight_distance(model: nn.Module, init_state: dict[str, torch.Tensor]) -> float:
+    """``||w_t - w_0||_2`` over ``model``'s trainable parameters (buffers in ``init_state``
+    are ignored)."""
+    missing = [n for n, _ in _trainable(model) if n not in init_state]
+    if missing:
+        raise ValueError(f"init_state lacks parameter(s) {missing[:3]}; pass the model's initial state_dict.")
+    total = sum(((p.detach() - init_state[n].to(p.device, p.dtype)) ** 2).sum() for n, p in _trainable(model))
+    return float(torch.as_tensor(total).sqrt())
+
+
+# --------------------------------------------------------------------------- Hessian
+
+
+@dataclass
+class PowerIteration:
+    """Result of :func:`top_hessian_eigenvalue`: the eigenvalue of largest magnitude
+    (signed Rayleigh quotient), the iterations used and whether ``tol`` was met."""
+
+    eigenvalue: float
+    iterations: int
+    converged: bool
+
+    @property
+    def sigma(self) -> float:
+        """``sqrt(|lambda_max|)``, the proxy's sigma."""
+        return math.sqrt(abs(self.eigenvalue))
+
+
+def hessian_vector_product(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
+    train_mode: bool = True,
+) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
+    """``v -> H v`` for the loss of ``model`` on the fixed batch ``(x, y)``.
+
+    One forward pass and one differentiable backward pass are built once; each
+    product is then a double-backward (``torch.autograd.grad`` of ``g . v``).
+    ``train_mode`` evaluates the loss as in training (BatchNorm batch statistics);
+    the model's buffers and mode are left as they were.
+    """
+    params = [p for _, p in _trainable(model)]
+    # the forward pass sees copies of the buffers, so BatchNorm statistics stay untouched
+    state = {**dict(model.named_parameters()), **{n: b.detach().clone() for n, b in model.named_buffers()}}
+    was_training = model.training
+    model.train(train_mode)
+    try:
+        loss = loss_fn(torch.func.functional_call(model, state, (x,)), y)
+    finally:
+        model.train(was_training)
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params, strict=True)]
+
+    def hvp(v: list[torch.Tensor]) -> list[torch.Tensor]:
+        # gradients that do not depend on the weights contribute zero rows of H
+        live = [(g, vi) for g, vi in zip(grads, v, strict=True) if g.requires_grad]
+        if not live:
+            return [torch.zeros_like(p) for p in params]
+        out = torch.autograd.grad([g for g, _ in live], params, grad_outputs=[vi for _, vi in live],
+                                  retain_graph=True, allow_unused=True)
+        return [o.detach() if o is not None else torch.zeros_like(p) for o, p in zip(out, params, strict=True)]
+
+    return hvp
+
+
+def top_hessian_eigenvalue(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
+    tol: float = 1e-3, max_iter: int = 100, seed: int = 0, train_mode: bool = True,
+) -> PowerIteration:
+    """Largest-magnitude eigenvalue of the loss Hessian on ``(x, y)`` by power iteration.
+
+    Starts from a Gaussian vector drawn with ``seed`` and stops when the Rayleigh
+    quotient changes by at most ``tol`` relative to its magnitude, or after
+    ``max_iter`` Hessian-vector products.
+    """
+    if tol <= 0 or max_iter < 1:
+        raise ValueError(f"Need tol > 0 and max_iter >= 1; got tol={tol}, max_iter={max_iter}.")
+    hvp = hessian_vector_product(model, x, y, loss_fn, train_mode)
+    params = [p for _, p in _trainable(model)]
+    gen = torch.Generator().manual_seed(seed)
+    v = [torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in params]
+    v = _normalise(v)
+    eig = 0.0
+    for it in range(1, max_iter + 1):
+        hv = hvp(v)
+        new = float(sum((a * b).sum() for a, b in zip(v, hv, strict=True)))
+        norm = _norm(hv)
+        if norm == 0.0:
+            return PowerIteration(0.0, it, True)
+        if it > 1 and abs(new - eig) <= tol * max(abs(new), 1e-12):
+            return PowerIteration(new, it, True)
+        eig = new
+        v = [h / norm for h in hv]
+    return PowerIteration(eig, max_iter, False)
+
+
+def _norm(v: list[torch.Tensor]) -> float:
+    return float(torch.sqrt(sum((t ** 2).sum() for t in v)))
+
+
+def _normalise(v: list[torch.Tensor]) -> list[torch.Tensor]:
+    n = _norm(v)
+    return [t / n for t in v]
+
+
+# --------------------------------------------------------------------------- proxy
+
+
+def unlearning_error_proxy(lr: float, steps: int, distance: float, sigma: float) -> float:
+    """``e = eta^2 * t * 0.5 * ||w_t - w_0||_2 * sigma`` (Thudi et al. 2022, Eq. for the
+    unlearning error of single-gradient unlearning)."""
+    if lr < 0 or steps < 0 or distance < 0 or sigma < 0:
+        raise ValueError(f"lr, steps, distance and sigma must be >= 0; got {lr}, {steps}, {distance}, {sigma}.")
+    return lr ** 2 * steps * 0.5 * distance * sigma
+
+
+@dataclass
+class Proxy:
+    """The proxy and its ingredients for one trained model."""
+
+    proxy: float
+    distance: float
+    sigma: float
+    eigenvalue: float
+    power_iterations: int
+    converged: bool
+
+
+def proxy_for(
+    model: nn.Module, init_state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+    lr: float, steps: int, loss_fn: LossFn = F.cross_entropy, **power_kw,
+) -> Proxy:
+    """:func:`unlearning_error_proxy` of a model trained ``steps`` SGD steps at ``lr`` from
+    ``init_state``, with sigma from the Hessian at the trained weights on ``(x, y)``."""
+    pi = top_hessian_eigenvalue(model, x, y, loss_fn, **power_kw)
+    dist = weight_distance(model, init_state)
+    return Proxy(unlearning_error_proxy(lr, steps, dist, pi.sigma), dist, pi.sigma,
+                 pi.eigenvalue, pi.iterations, pi.converged)
+
+
+# --------------------------------------------------------------------------- single gradient
+
+
+def summed_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, train_mode: bool = True,
+) -> list[torch.Tensor]:
+    """``sum_i grad l_i(w)`` over the rows of ``(x, y)``, computed in chunks of
+    ``batch_size`` so BatchNorm sees batches of the training size. ``model`` is
+    evaluated on a copy: its weights and buffers are left untouched."""
+    if batch_size < 1 or len(y) == 0:
+        raise ValueError(f"Need batch_size >= 1 and a non-empty batch; got {batch_size}, {len(y)} rows.")
+    work = copy.deepcopy(model).train(train_mode)
+    params = [p for _, p in _trainable(work)]
+    total = [torch.zeros_like(p) for p in params]
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        loss = F.cross_entropy(work(xb), yb, reduction="sum")
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for t, g in zip(total, grads, strict=True):
+            if g is not None:
+                t.add_(g)
+    return total
+
+
+def single_gradient_unlearn(
+    model: nn.Module, init_state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+    step: float, batch_size: int, train_mode: bool = True,
+) -> nn.Module:
+    """In place: ``w <- w + step * sum_i grad l_i(w_0)`` over the forgotten rows, the
+    gradient taken at the initial weights ``w_0 = init_state`` (Thudi et al. 2022).
+
+    For one forgotten batch of size B seen once at learning rate eta, ``step = eta / B``
+    (the training loss is the batch mean). Buffers keep their trained values.
+    """
+    at_w0 = copy.deepcopy(model)
+    at_w0.load_state_dict(init_state)
+    grads = summed_gradient(at_w0, x, y, batch_size, train_mode)
+    with torch.no_grad():
+        for (_, p), g in zip(_trainable(model), grads, strict=True):
+            p.add_(g.to(p.device, p.dtype), alpha=step)
+    return model
+
+
+# --------------------------------------------------------------------------- unrolled runs
+
+
+@dataclass
+class UnrolledModels:
+    """A model trained from ``init_state`` on D_r u D_f, its replay without the batch of
+    step ``forget_step`` (``retrained``), and that batch's rows of ``Splits.train``."""
+
+    original: nn.Module
+    retrained: nn.Module
+    init_state: dict[str, torch.Tensor]
+    forgotten: torch.Tensor
+    steps: int
+    recipe: "Recipe"
+    seconds: float
+
+
+def unrolled_models(
+    splits: "Splits", model_name: str, recipe: "Recipe", seed: int, forget_step: int = 0,
+    store: "Store | None" = None, show_progress: bool = False,
+) -> UnrolledModels:
+    """Train (or load from ``store``) the original run and its replay minus one batch.
+
+    Both start from ``build_model(model_name, seed=seed)``; the replay uses
+    ``train(skip_batches={forget_step})`` and so sees the same batch sequence minus
+    the forgotten batch, which is what verification error compares against.
+    """
+    from .models import build_model
+    from .store import Store
+    from .training import model_spec, train
+
+    store = store or Store()
+    init = build_model(model_name, splits.input_shape, splits.num_classes, seed=seed)
+    init_state = copy.deepcopy(init.state_dict())
+    data = splits.train
+    total = recipe.epochs * math.ceil(len(data) / recipe.batch_size)
+    if not 0 <= forget_step < total:
+        raise ValueError(f"forget_step must be in [0, {total}) for this recipe; got {forget_step}.")
+    spec = {**model_spec(splits, model_name, recipe, seed), "unrolled_skip": forget_step}
+
+    def fit(skip: set[int] | None) -> Callable[[], tuple[dict, dict]]:
+        def build() -> tuple[dict, dict]:
+            m = copy.deepcopy(init).to(splits.device)
+            log = train(m, data, recipe, seed, show_progress=show_progress, record_order=True, skip_batches=skip)
+            return m.state_dict(), {"seconds": log.seconds, "steps": log.steps,
+                                    "forgotten": log.batch_order[forget_step].tolist()}
+        return build
+
+    out = []
+    for role, skip in (("unrolled-original", None), ("unrolled-retrain", {forget_step})):
+        state, meta = store.checkpoint("models", {**spec, "role": role}, fit(skip))
+        m = copy.deepcopy(init)
+        m.load_state_dict(state)
+        out.append((m.to(splits.device).eval(), meta))
+    (orig, meta), (retr, _) = out
+    return UnrolledModels(orig, retr, init_state, torch.tensor(meta["forgotten"]), int(meta["steps"]),
+                          recipe, float(meta["seconds"]))
