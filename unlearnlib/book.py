@@ -1,0 +1,385 @@
+"""Execute the notebooks with papermill and build the Jupyter Book.
+
+A *profile* (``book/profiles.yml``) maps each notebook file name to the
+papermill parameters it runs with: ``quick`` is the defaults (3 seeds),
+``full`` uses more seeds, ``test`` is tiny and only for the test suite.
+
+:func:`build_book` checks the profile name and every notebook's parameters
+against that notebook's ``parameters`` cell *before* executing anything, then
+runs every notebook ``notebooks/<name>.ipynb`` that ``_toc.yml`` publishes as the
+chapter ``book/generated/<name>`` (the executed copy is written to memory first,
+then atomically, so a failed run leaves no half-written notebook), then runs
+``jupyter-book build`` (Jupyter Book 1, offline) and returns the path of the
+HTML index.
+
+The book loads plotly.js once per page from its static folder
+(:data:`STATIC_DIR`, see ``html_js_files`` in ``_config.yml``) instead of
+inlining it in every figure; :func:`build_book` copies it there from the
+installed plotly package.
+
+>>> from unlearnlib.book import build_book              # doctest: +SKIP
+>>> build_book("quick")                                 # doctest: +SKIP
+PosixPath('.../_build/html/index.html')
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .store import atomic_write_bytes
+
+#: Paths relative to the book root (the folder holding ``_config.yml``).
+PROFILES_FILE = Path("book") / "profiles.yml"
+NOTEBOOKS_DIR = Path("notebooks")
+GENERATED_DIR = Path("book") / "generated"
+#: Extra static folder of the book (``html_static_path`` in ``_config.yml``),
+#: under the git-ignored ``_build`` because its content is copied at build time.
+STATIC_DIR = Path("_build") / "static"
+PLOTLY_JS = "plotly.min.js"
+
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class NotebookExecutionError(RuntimeError):
+    """A notebook raised while papermill executed it."""
+
+
+class BookBuildError(RuntimeError):
+    """``jupyter-book build`` failed."""
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def load_profiles(root: Path | str = ".") -> dict[str, dict[str, dict[str, Any]]]:
+    """Read ``<root>/book/profiles.yml``: profile -> notebook file name -> parameters."""
+    path = Path(root) / PROFILES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"No book profiles at {path}; expected a YAML mapping "
+                                "profile -> notebook file name -> papermill parameters.")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must map profile names to notebooks; got {type(data).__name__}.")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for profile, notebooks in data.items():
+        notebooks = notebooks or {}
+        if not isinstance(notebooks, dict):
+            raise ValueError(f"Profile {profile!r} in {path} must map notebook file names to parameters.")
+        out[str(profile)] = {}
+        for name, params in notebooks.items():
+            if params is not None and not isinstance(params, dict):
+                raise ValueError(f"Parameters of {name!r} in profile {profile!r} ({path}) must be a mapping; "
+                                 f"got {params!r}.")
+            out[str(profile)][str(name)] = dict(params or {})
+    return out
+
+
+def _repo_profiles() -> dict[str, dict[str, dict[str, Any]]]:
+    try:
+        return load_profiles(Path(__file__).resolve().parents[1])
+    except FileNotFoundError:  # installed without the book sources
+        return {}
+
+
+#: The profiles of this checkout's ``book/profiles.yml`` (empty when installed without it).
+PROFILES: dict[str, dict[str, dict[str, Any]]] = _repo_profiles()
+
+
+def check_profile(profile: str, profiles: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the allowed profiles when ``profile`` is not one of them."""
+    if profile not in profiles:
+        raise ValueError(f"Unknown book profile {profile!r}; allowed: {', '.join(profiles) or '(none)'} "
+                         f"(defined in {PROFILES_FILE}).")
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def notebook_parameters(path: Path | str) -> dict[str, dict[str, Any]]:
+    """The parameters declared in a notebook's ``parameters``-tagged cell (papermill)."""
+    import papermill
+
+    return papermill.inspect_notebook(str(path))
+
+
+def validate_parameters(path: Path | str, parameters: Mapping[str, Any] | None) -> None:
+    """Raise ``ValueError`` when ``parameters`` names anything the notebook does not declare."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Notebook {path} does not exist.")
+    if not parameters:
+        return
+    allowed = notebook_parameters(path)
+    unknown = [k for k in parameters if k not in allowed]
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        raise ValueError(
+            f"Unknown parameter{'s' if len(unknown) > 1 else ''} {names} for notebook {path.name}; "
+            f"allowed: {', '.join(allowed) or '(none: the notebook has no cell tagged parameters)'}."
+        )
+
+
+def _runs_this_python(argv: list[str]) -> bool:
+    if not argv:
+        return False
+    # jupyter_client replaces a bare "python"/"python3"/"python3.X" with sys.executable.
+    major, minor = sys.version_info[:2]
+    if argv[0] in {"python", f"python{major}", f"python{major}.{minor}"}:
+        return True
+    try:
+        return Path(argv[0]).resolve() == Path(sys.executable).resolve()
+    except OSError:
+        return False
+
+
+def kernel_name() -> str:
+    """A kernel spec that runs *this* interpreter (and hence this environment).
+
+    ``python3`` when the spec Jupyter finds under that name runs this Python
+    (for instance this venv's own spec, or one whose ``argv[0]`` is a bare
+    ``python``, which jupyter_client replaces with ``sys.executable``);
+    otherwise a spec named ``unlearnlib`` installed into ``sys.prefix``.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    ksm = KernelSpecManager()
+    for name in ("python3", "unlearnlib"):
+        try:
+            if _runs_this_python(ksm.get_kernel_spec(name).argv):
+                return name
+        except NoSuchKernel:
+            pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name="unlearnlib", display_name=f"Python {sys.version_info[0]} (unlearnlib)",
+            prefix=sys.prefix)
+    spec = KernelSpecManager().get_kernel_spec("unlearnlib")
+    if not _runs_this_python(spec.argv):
+        raise RuntimeError(f"The kernel spec 'unlearnlib' at {spec.resource_dir} runs {spec.argv[0]}, "
+                           f"not {sys.executable}; remove it (jupyter kernelspec remove unlearnlib).")
+    return "unlearnlib"
+
+
+def _strip_widgets(nb: Any) -> int:
+    """Drop ipywidgets outputs (tqdm bars) and their saved state; returns how many went.
+
+    A static page cannot run them, and their state would make myst-nb load
+    require.js and the widget manager from a CDN on the page.
+    """
+    removed = 0
+    for cell in nb.cells:
+        outputs = cell.get("outputs")
+        if not outputs:
+            continue
+        keep = [o for o in outputs if _WIDGET_VIEW not in o.get("data", {})]
+        removed += len(outputs) - len(keep)
+        cell["outputs"] = keep
+    nb.metadata.pop("widgets", None)
+    return removed
+
+
+def execute_notebook(
+    path: Path | str,
+    out_path: Path | str,
+    parameters: Mapping[str, Any] | None = None,
+    cwd: Path | str | None = None,
+    progress: bool = True,
+    kernel: str | None = None,
+) -> Path:
+    """Run ``path`` with papermill and ``parameters``; write the executed notebook to ``out_path``.
+
+    The parameters are checked against the notebook's ``parameters`` cell first
+    (``ValueError`` naming the unknown parameter and the allowed ones, before
+    any kernel starts). The kernel runs this interpreter (:func:`kernel_name`)
+    in ``cwd`` (default: the notebook's folder). Widget outputs (progress bars)
+    are dropped. ``out_path`` is written atomically, only on success; a cell
+    that raises gives :class:`NotebookExecutionError`.
+    """
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    path, out_path = Path(path), Path(out_path)
+    validate_parameters(path, parameters)
+    try:
+        nb = papermill.execute_notebook(
+            str(path), None, parameters=dict(parameters or {}), kernel_name=kernel or kernel_name(),
+            cwd=str(cwd if cwd is not None else path.parent), progress_bar=progress,
+        )
+    except PapermillExecutionError as e:
+        trace = _ANSI.sub("", "\n".join(e.traceback[-3:])) if e.traceback else ""
+        again = " ".join(f"-p {k} {shlex.quote(str(v))}" for k, v in (parameters or {}).items())
+        raise NotebookExecutionError(
+            f"Notebook {path} failed in cell In[{e.exec_count}] with parameters {dict(parameters or {})}: "
+            f"{e.ename}: {e.evalue}\n{trace}\n"
+            f"Nothing was written to {out_path}. Reproduce with: "
+            f"papermill {shlex.quote(str(path))} /tmp/out.ipynb {again}".rstrip()
+        ) from e
+    _strip_widgets(nb)
+    _write_shared(out_path, nbformat.writes(nb).encode())
+    return out_path
+
+
+def _write_shared(path: Path, data: bytes) -> None:
+    """Atomic write, then the usual ``rw-r--r--`` (the temporary file is private)."""
+    atomic_write_bytes(path, data)
+    path.chmod(0o644)
+
+
+# --------------------------------------------------------------------------- book
+
+
+def copy_plotly_js(root: Path | str = ".") -> Path:
+    """Copy the installed plotly's ``plotly.min.js`` into the book's static folder (once)."""
+    from .plots import plotly_js_path
+
+    src = plotly_js_path()
+    dst = Path(root) / STATIC_DIR / PLOTLY_JS
+    if not (dst.is_file() and dst.stat().st_size == src.stat().st_size
+            and dst.read_bytes() == src.read_bytes()):
+        _write_shared(dst, src.read_bytes())
+    dst.chmod(0o644)
+    return dst
+
+
+def published_notebooks(root: Path | str = ".") -> list[str]:
+    """File names (``name.ipynb``) of the notebooks ``_toc.yml`` publishes, in book order.
+
+    A chapter ``book/generated/<name>`` is the executed copy of ``notebooks/<name>.ipynb``;
+    notebooks that are not in the table of contents (explorers, scratch) are not run.
+    """
+    path = Path(root) / "_toc.yml"
+    if not path.is_file():
+        raise FileNotFoundError(f"No table of contents at {path}.")
+    prefix = GENERATED_DIR.as_posix().rstrip("/") + "/"
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            f = node.get("file") or node.get("root")
+            if isinstance(f, str) and f.startswith(prefix):
+                name = Path(f[len(prefix):]).with_suffix(".ipynb").name
+                if name not in out:
+                    out.append(name)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(yaml.safe_load(path.read_text()) or {})
+    return out
+
+
+def plan(profile: str = "quick", root: Path | str = ".") -> list[tuple[Path, dict[str, Any]]]:
+    """Validate ``profile`` and return ``(notebook, parameters)`` per published notebook, running nothing.
+
+    The notebooks are those ``_toc.yml`` publishes (:func:`published_notebooks`);
+    the profile gives their parameters (a notebook it does not list runs with its
+    defaults). Every parameter is checked against its notebook's ``parameters`` cell.
+    """
+    root = Path(root)
+    profiles = load_profiles(root)
+    check_profile(profile, profiles)
+    nb_dir = root / NOTEBOOKS_DIR
+    names = published_notebooks(root)
+    if not names:
+        raise ValueError(f"{root / '_toc.yml'} publishes no notebook (no entry under {GENERATED_DIR}/).")
+    absent = [n for n in names if not (nb_dir / n).is_file()]
+    if absent:
+        raise FileNotFoundError(f"_toc.yml publishes {', '.join(absent)} but {nb_dir} has no such notebook.")
+    extra = [n for n in profiles[profile] if n not in names]
+    if extra:
+        raise ValueError(f"Profile {profile!r} gives parameters for {', '.join(extra)}, which _toc.yml does not "
+                         f"publish; published notebooks: {', '.join(names)}.")
+    out = [(nb_dir / n, dict(profiles[profile].get(n, {}))) for n in names]
+    for nb, params in out:  # every notebook is checked before any runs
+        validate_parameters(nb, params)
+    return out
+
+
+def _jupyter_book(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+
+
+def build_book(
+    profile: str = "quick",
+    root: Path | str = Path("."),
+    out_dir: Path | str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Execute every published notebook with ``profile``'s parameters and build the HTML book.
+
+    Parameters
+    ----------
+    profile : a profile of ``<root>/book/profiles.yml`` (``quick``, ``full``, ``test``).
+    root : the book root, holding ``_config.yml``, ``_toc.yml``, ``book/`` and ``notebooks/``.
+    out_dir : where ``_build/html`` goes (``jupyter-book build --path-output``); default ``root``.
+    progress : show progress bars (notebooks, cells).
+
+    Returns
+    -------
+    The path of the built ``index.html``.
+
+    Raises
+    ------
+    ValueError : unknown profile, or a profile parameter a notebook does not declare
+        (raised before anything executes).
+    NotebookExecutionError : a notebook failed (earlier notebooks stay written).
+    BookBuildError : ``jupyter-book build`` failed.
+    """
+    root = Path(root).resolve()
+    if not (root / "_config.yml").is_file():
+        raise FileNotFoundError(f"{root} has no _config.yml; pass the book root (the project folder).")
+    jobs = plan(profile, root)
+    kernel = kernel_name()
+    copy_plotly_js(root)
+    (root / GENERATED_DIR).mkdir(parents=True, exist_ok=True)
+
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    bar = tqdm(jobs, desc=f"notebooks ({profile})", unit="nb", disable=not progress)
+    for nb, params in bar:
+        bar.set_postfix_str(nb.name)
+        t0 = time.perf_counter()
+        execute_notebook(nb, root / GENERATED_DIR / nb.name, params, cwd=nb.parent,
+                         progress=progress, kernel=kernel)
+        if progress:
+            bar.write(f"executed {nb.name} in {time.perf_counter() - t0:.1f} s")
+    bar.close()
+
+    args = ["build", str(root), "--builder", "html"]
+    if out_dir is not None:
+        out_dir = Path(out_dir).resolve()
+        args += ["--path-output", str(out_dir)]
+    proc = _jupyter_book(args, cwd=root)
+    log = proc.stdout + proc.stderr
+    index = (out_dir or root) / "_build" / "html" / "index.html"
+    if proc.returncode != 0 or not index.is_file():
+        tail = "\n".join(log.strip().splitlines()[-40:])
+        raise BookBuildError(f"jupyter-book build {root} failed (exit {proc.returncode}):\n{tail}")
+    warnings = [line for line in log.splitlines() if "WARNING" in line]
+    if progress:
+        for line in warnings:
+            print(line, file=sys.stderr)
+        print(f"book ({profile}) built in {time.perf_counter() - start:.1f} s "
+              f"({len(warnings)} warning(s)): {index}", file=sys.stderr)
+    return index
+
+
+__all__ = [
+    "PROFILES", "load_profiles", "check_profile", "notebook_parameters", "validate_parameters",
+    "kernel_name", "execute_notebook", "copy_plotly_js", "published_notebooks", "plan", "build_book",
+    "NotebookExecutionError", "BookBuildError",
+]
