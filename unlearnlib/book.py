@@ -285,7 +285,8 @@ def plan(profile: str = "quick", root: Path | str = ".") -> list[tuple[Path, dic
 
     The notebooks are those ``_toc.yml`` publishes (:func:`published_notebooks`);
     the profile gives their parameters (a notebook it does not list runs with its
-    defaults). Every parameter is checked against its notebook's ``parameters`` cell.
+    defaults; one it lists that the toc leaves out is checked but not run). Every
+    parameter is checked against its notebook's ``parameters`` cell.
     """
     root = Path(root)
     profiles = load_profiles(root)
@@ -297,14 +298,13 @@ def plan(profile: str = "quick", root: Path | str = ".") -> list[tuple[Path, dic
     absent = [n for n in names if not (nb_dir / n).is_file()]
     if absent:
         raise FileNotFoundError(f"_toc.yml publishes {', '.join(absent)} but {nb_dir} has no such notebook.")
-    extra = [n for n in profiles[profile] if n not in names]
-    if extra:
-        raise ValueError(f"Profile {profile!r} gives parameters for {', '.join(extra)}, which _toc.yml does not "
-                         f"publish; published notebooks: {', '.join(names)}.")
-    out = [(nb_dir / n, dict(profiles[profile].get(n, {}))) for n in names]
-    for nb, params in out:  # every notebook is checked before any runs
-        validate_parameters(nb, params)
-    return out
+    missing = [n for n in profiles[profile] if not (nb_dir / n).is_file()]
+    if missing:
+        raise ValueError(f"Profile {profile!r} gives parameters for {', '.join(missing)}, which is not in "
+                         f"{nb_dir}; published notebooks: {', '.join(names)}.")
+    for n, params in profiles[profile].items():  # every notebook is checked before any runs,
+        validate_parameters(nb_dir / n, params)  # also those the toc leaves out (they do not run)
+    return [(nb_dir / n, dict(profiles[profile].get(n, {}))) for n in names]
 
 
 def _jupyter_book(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

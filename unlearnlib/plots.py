@@ -268,6 +268,8 @@ def summary_table(
 ) -> pd.DataFrame:
     """``mean ± std`` over seeds per method (registry order), as strings ready to display.
 
+    The spaces around ``±`` are non-breaking, so a narrow HTML column does not wrap a cell.
+
     RTE of ``original`` is shown as ``–`` (it does no unlearning, so its time is ~0).
     """
     metrics = [m for m in metrics if m in df.columns]
@@ -281,7 +283,7 @@ def summary_table(
         fmt = "{:.%dg}" % digits if m in ("rte", "unlearn_seconds") else "{:.%df}" % digits
         out[m] = [
             "–" if (m == "rte" and meth == "original") or not np.isfinite(a)
-            else fmt.format(a) + (f" ± {fmt.format(b)}" if n > 1 else "")
+            else fmt.format(a) + (f"\u00a0±\u00a0{fmt.format(b)}" if n > 1 else "")
             for meth, a, b, n in zip(order, mean, std, out["seeds"], strict=True)
         ]
     return out
