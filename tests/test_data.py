@@ -3,7 +3,12 @@ import pytest
 import torch
 
 from unlearnlib.data import (
-    ForgetSpec, augment_batch, index_batches, load_raw, load_splits, make_splits,
+    ForgetSpec,
+    augment_batch,
+    index_batches,
+    load_raw,
+    load_splits,
+    make_splits,
 )
 
 

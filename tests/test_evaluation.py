@@ -7,8 +7,15 @@ from torch import nn
 
 from unlearnlib.data import Split
 from unlearnlib.evaluation import (
-    accuracy, indiscernibility, l2_distance, per_sample_entropy, per_sample_loss,
-    population_mia, ratios, retdev, rte,
+    accuracy,
+    indiscernibility,
+    l2_distance,
+    per_sample_entropy,
+    per_sample_loss,
+    population_mia,
+    ratios,
+    retdev,
+    rte,
 )
 
 

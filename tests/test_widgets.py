@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
-import ipywidgets as w
+import pytest
+
+w = pytest.importorskip("ipywidgets")  # absent on a bare GPU machine
+pytest.importorskip("optuna")
 import pytest
 
 from unlearnlib import methods as registry

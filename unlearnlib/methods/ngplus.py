@@ -35,7 +35,7 @@ def unlearn(
         retain_term = F.cross_entropy(m(r.x), r.y)
         if lam:
             retain_term = retain_term + lam / 2 * sum(
-                (p - p0).pow(2).sum() for p, p0 in zip(m.parameters(), theta0)
+                (p - p0).pow(2).sum() for p, p0 in zip(m.parameters(), theta0, strict=True)
             )
         return alpha * retain_term - (1 - alpha) * F.cross_entropy(m(f.x), f.y)
 
