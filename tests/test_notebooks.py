@@ -13,7 +13,8 @@ pytest.importorskip("papermill")  # absent on a bare GPU machine
 from unlearnlib import book
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ["methods.ipynb", "explore.ipynb", "ulira.ipynb", "unrolling_sgd.ipynb", "poisoning.ipynb"]
+CHAPTERS = ["methods.ipynb", "explore.ipynb", "ulira.ipynb", "unrolling_sgd.ipynb", "poisoning.ipynb",
+            "nabla_tau.ipynb"]
 
 
 @pytest.mark.parametrize("name", CHAPTERS)

@@ -87,8 +87,13 @@ class Splits:
 
     @property
     def train(self) -> Split:
-        """D_r union D_f: what the original model is trained on."""
-        return Split.concat(self.retain, self.forget)
+        """D_r union D_f in dataset-index order: what the original model is trained on.
+
+        The order does not depend on which rows are forgotten, so every forget set
+        of one dataset shares the same original model per seed (one store entry).
+        """
+        both = Split.concat(self.retain, self.forget)
+        return both.subset(torch.argsort(both.index))
 
     @property
     def device(self) -> torch.device:
@@ -113,13 +118,22 @@ class Splits:
         values per split); labels and indices are always hashed in full, so
         relabelled or poisoned forget sets get their own keys.
         """
-        h = hashlib.sha256()
-        for part in (self.retain, self.forget, self.val, self.test):
-            h.update(part.index.cpu().numpy().tobytes())
-            h.update(part.y.cpu().numpy().tobytes())
-            flat = part.x.detach().reshape(-1)
-            h.update(flat[:: max(1, flat.numel() // 1_000_000)].cpu().numpy().tobytes())
-        return h.hexdigest()[:16]
+        return _hash_splits(self.retain, self.forget, self.val, self.test)
+
+    def train_fingerprint(self) -> str:
+        """Hash of D_r union D_f alone (as :attr:`train`): the key of the original model."""
+        return _hash_splits(self.train)
+
+
+def _hash_splits(*parts: Split) -> str:
+    """Indices and labels in full, inputs on a strided subsample of at most ~1M values."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.index.cpu().numpy().tobytes())
+        h.update(part.y.cpu().numpy().tobytes())
+        flat = part.x.detach().reshape(-1)
+        h.update(flat[:: max(1, flat.numel() // 1_000_000)].cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- loaders

@@ -26,7 +26,7 @@ from .store import Store, canonical_json
 from .training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 
 #: Bump when the evaluation code changes what a cached row contains.
-EVAL_VERSION = 3
+EVAL_VERSION = 4
 
 #: The columns every result row has (the contract of ../shared/DESIGN.md).
 RESULT_COLUMNS = [

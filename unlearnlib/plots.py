@@ -36,6 +36,7 @@ from plotly.io.base_renderers import PlotlyRenderer
 
 __all__ = [
     "retdev_vs_rte", "mia_comparison", "accuracy_bars", "summary_table", "forgetting_summary",
+    "metric_vs_fraction",
     "method_order", "method_colors",
     "show", "BookRenderer", "RENDERER", "plotly_js_path",
 ]
@@ -53,6 +54,9 @@ LABELS = {
     "mia_val": "MIA forget vs val",
     "retdev": "RetDev",
     "rte": "RTE",
+    "mia_entropy_test": "entropy-MIA forget vs test",
+    "forget_loss": "forget loss L_f",
+    "val_loss": "validation loss (tau)",
 }
 
 _FIXED_COLORS = {"original": "#7f7f7f", "retrain": "#222222"}
@@ -346,6 +350,48 @@ class BookRenderer(PlotlyRenderer):
             fig_dict, config=config, full_html=False, include_plotlyjs=False, validate=False,
         )
         return bundle
+
+
+def metric_vs_fraction(
+    df: pd.DataFrame,
+    metrics: Sequence[str] = ("forget_acc", "test_acc", "mia_test", "mia_entropy_test"),
+    log_y: Sequence[str] = ("rte",),
+    cols: int = 2,
+) -> go.Figure:
+    """One panel per metric against the forget fraction (nabla-tau's 3/15/30% protocol).
+
+    ``df`` needs a ``fraction`` column (rows with NaN, e.g. class forgetting, are
+    left out). Each method is a line through its mean over seeds with the standard
+    deviation as error bars; ``retrain`` (black, dotted) is the target. Panels of
+    ``log_y`` metrics use a log y axis.
+    """
+    _check_columns(df, ["fraction", *metrics], "metric_vs_fraction")
+    from plotly.subplots import make_subplots
+
+    d = df[np.isfinite(df["fraction"].astype(float))]
+    if d.empty:
+        raise ValueError("metric_vs_fraction: no rows with a finite forget fraction.")
+    order = method_order(d)
+    colors = method_colors(order)
+    rows = math.ceil(len(metrics) / cols)
+    fig = make_subplots(rows, cols, subplot_titles=[LABELS.get(m, m) for m in metrics],
+                        horizontal_spacing=0.1, vertical_spacing=0.14)
+    for i, metric in enumerate(metrics):
+        r, c = i // cols + 1, i % cols + 1
+        for m in order:
+            g = d[d["method"] == m].groupby("fraction")[metric]
+            mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
+            line = dict(color=colors[m], dash="dot", width=3) if m in _FIXED_COLORS else dict(color=colors[m])
+            fig.add_trace(go.Scatter(
+                x=100 * mean.index.to_numpy(), y=mean.to_numpy(), error_y=dict(type="data", array=std.to_numpy()),
+                mode="lines+markers", name=m, legendgroup=m, showlegend=i == 0, line=line,
+                hovertemplate=f"{m}<br>forget %{{x:g}}%<br>{metric} %{{y:.3f}}<extra></extra>"), r, c)
+        if metric in log_y:
+            fig.update_yaxes(type="log", row=r, col=c)
+    fig.update_xaxes(title_text="forget set (% of the training data)")
+    fig.update_layout(height=330 * rows, template="plotly_white", legend=dict(title="method"),
+                      title=f"Metrics against the forget fraction ({_subtitle(d.drop(columns='forget'))})")
+    return fig
 
 
 def _in_kernel() -> bool:

@@ -270,9 +270,13 @@ def train_reference_models(
 
         return build
 
+    # The original never depends on the forget set: keyed by the training set alone,
+    # it is trained once per seed for all forget sets of a dataset.
+    original_spec = {**{k: v for k, v in spec.items() if k not in ("forget", "split")},
+                     "train": splits.train_fingerprint(), "role": "original"}
     models, seconds = [], []
-    for role, data in (("original", splits.train), ("retrain", splits.retain)):
-        state, meta = store.checkpoint("models", {**spec, "role": role}, fit(data))
+    for key, data in ((original_spec, splits.train), ({**spec, "role": "retrain"}, splits.retain)):
+        state, meta = store.checkpoint("models", key, fit(data))
         m = copy.deepcopy(init)
         m.load_state_dict(state)
         models.append(m.to(device).eval())

@@ -17,9 +17,12 @@ def evaluate_model(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str,
     ``indisc`` is the indiscernibility of the validation MIA, the quantity Deep
     Unlearn's tuning objective uses. nabla-tau's entropy feature adds
     ``mia_entropy_val/test`` and the joint loss+entropy ``mia_joint_val/test``.
+    ``forget_loss`` and ``val_loss`` are the mean cross-entropies on D_f and D_v:
+    nabla-tau's stopping point is forget_loss reaching val_loss (its tau).
     """
     loss_f = per_sample_loss(model, splits.forget)
-    mia_val = population_mia(loss_f, per_sample_loss(model, splits.val), seed=seed)
+    loss_v = per_sample_loss(model, splits.val)
+    mia_val = population_mia(loss_f, loss_v, seed=seed)
     mia_test = population_mia(loss_f, per_sample_loss(model, splits.test), seed=seed)
     return {
         "retain_acc": accuracy(model, splits.retain),
@@ -29,6 +32,8 @@ def evaluate_model(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str,
         "mia_val": mia_val,
         "mia_test": mia_test,
         "indisc": indiscernibility(mia_val),
+        "forget_loss": float(loss_f.mean()),
+        "val_loss": float(loss_v.mean()),
         **entropy_mia(model, splits, seed=seed),
     }
 

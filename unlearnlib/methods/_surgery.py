@@ -39,6 +39,20 @@ def conv_modules(model: nn.Module, method: str) -> list[tuple[str, nn.Module]]:
     return convs
 
 
+def weight_layers(model: nn.Module, method: str) -> list[tuple[str, nn.Module]]:
+    """The convolutions of ``model``; for a model without any (an MLP), its Linear layers.
+
+    The fallback is our extension for conv-free models (the poisoning chapter's MLP):
+    Linear weights are the MLP's only weight matrices, so a surgery that re-initialises
+    or rescales "the convolution weights" acts on them instead.
+    """
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, CONV)]
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not (convs or linears):
+        raise ValueError(f"{method} needs convolution or Linear layers; {type(model).__name__} has neither.")
+    return convs or linears
+
+
 def head_modules(model: nn.Module) -> list[nn.Module]:
     """The classifier head: the Linear layers of the model's last block (or its last Linear)."""
     try:

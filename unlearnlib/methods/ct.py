@@ -11,11 +11,16 @@ Departures from the reference code:
   flipped, ``W[o, i, k] -> W[o, i, K-1-k]``, the same kind of structured
   scrambling that keeps the weight statistics intact.
 - A Conv2d with a non-square kernel cannot be transposed in place; it is an
-  error rather than a silent reshape. A model without convolutions is an error.
+  error rather than a silent reshape.
+- A model without convolutions (an MLP on images, our extension): each row of its
+  first Linear layer is a filter over the whole (C, H, W) input; with H == W the rows
+  are transposed spatially, the same scrambling as a conv kernel's. Other inputs are an error.
 - BatchNorm mode is an explicit hyperparameter (train mode by default).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -23,12 +28,16 @@ from torch import nn
 
 from . import STD_SPACE, UnlearnData, register
 from ._loop import LoopConfig, run_loop
-from ._surgery import conv_modules
+from ._surgery import CONV, conv_modules
 
 
 @torch.no_grad()
-def transpose_kernels_(model: nn.Module) -> None:
-    """In place: transpose every Conv2d kernel spatially, flip every Conv1d kernel."""
+def transpose_kernels_(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> None:
+    """In place: transpose every Conv2d kernel spatially, flip every Conv1d kernel; for a
+    conv-free model, transpose the first Linear layer's rows as (C, H, W) images."""
+    if not any(isinstance(m, CONV) for m in model.modules()):
+        transpose_first_linear_(model, input_shape)
+        return
     for name, conv in conv_modules(model, "CT (Convolution Transpose)"):
         w = conv.weight
         if w.dim() == 4:
@@ -37,6 +46,19 @@ def transpose_kernels_(model: nn.Module) -> None:
             w.copy_(w.transpose(2, 3).clone())
         else:
             w.copy_(w.flip(-1))
+
+
+@torch.no_grad()
+def transpose_first_linear_(model: nn.Module, input_shape: tuple[int, ...] | None) -> None:
+    """The MLP extension: rows of the first Linear layer viewed as (C, H, W), H == W, transposed."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
+    if first is None or input_shape is None or len(input_shape) != 3 or input_shape[1] != input_shape[2] \
+            or first.in_features != math.prod(input_shape):
+        raise ValueError(
+            "CT (Convolution Transpose) needs convolution layers, or an MLP whose first Linear layer reads "
+            f"square (C, H, H) images; got {type(model).__name__} on inputs of shape {input_shape}.")
+    w = first.weight
+    w.copy_(w.view(-1, *input_shape).transpose(2, 3).reshape_as(w).clone())
 
 
 @register(
@@ -50,7 +72,7 @@ def unlearn(
     model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,
     weight_decay: float, bn_mode: str,
 ) -> nn.Module:
-    transpose_kernels_(model)
+    transpose_kernels_(model, tuple(data.retain.x.shape[1:]))
     cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="cosine",
                      driver="retain", bn_mode=bn_mode)
     run_loop(model, data.retain, data.forget, lambda m, f, r: F.cross_entropy(m(r.x), r.y), cfg,

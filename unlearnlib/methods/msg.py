@@ -10,8 +10,9 @@ al. 2024, arXiv 2410.01276) finds MSG among the best methods.
 Defaults: init_rate 0.3, lr 1e-3, 5 epochs, batch 64, weight decay 5e-4.
 
 Departures from the reference code:
-- Conv1d layers are treated like Conv2d (the reference only knew Conv2d); a model
-  without convolutions is an error.
+- Conv1d layers are treated like Conv2d (the reference only knew Conv2d). A model
+  without convolutions (an MLP) gets the same surgery on its Linear weights (our
+  extension, ``_surgery.weight_layers``).
 - Step (1) uses the mean CE over each set (the reference summed batch means of 64,
   which weighs both sets equally too because they have the same size), with the
   model in eval mode so BatchNorm statistics are not touched.
@@ -31,7 +32,7 @@ from torch import nn
 
 from . import STD_SPACE, Float, UnlearnData, register
 from ._loop import LoopConfig, run_loop
-from ._surgery import conv_modules, mean_grad, remaining_budget
+from ._surgery import mean_grad, remaining_budget, weight_layers
 
 #: Gradient scale on kept (not re-initialised) conv weights during fine-tuning.
 KEPT_SCALE = 0.1
@@ -42,7 +43,7 @@ def small_gradient_masks(model: nn.Module, data: UnlearnData, init_rate: float) 
     entries with the smallest |grad of CE(retain subset) - CE(D_f)|."""
     if not 0.0 <= init_rate <= 1.0:
         raise ValueError(f"init_rate must lie in [0, 1]; got {init_rate}.")
-    convs = conv_modules(model, "MSG (Masked Small Gradients)")
+    convs = weight_layers(model, "MSG (Masked Small Gradients)")
     was_training = model.training
     model.eval()
     model.zero_grad(set_to_none=True)

@@ -10,8 +10,10 @@ Departures from the reference code:
 - The importances are the empirical diagonal Fisher from per-sample gradients
   (vmap, model in eval mode); the reference squared the gradient of each batch's
   mean loss, which depends on the batch size.
-- The importance passes (|D_f| + |D| per-sample gradients) are not capped by
-  ``max_sample_grads``.
+- Under a compute budget (``max_sample_grads``, Pawelczyk et al.'s protocol) the
+  importance passes count against it: when |D_f| + |D| gradients do not fit, I_D
+  is estimated on a random subsample of D that fills what D_f leaves, and if D_f
+  alone does not fit, each importance gets half of the budget (subsampled).
 """
 
 from __future__ import annotations
@@ -50,7 +52,29 @@ def dampen_(
 def unlearn(model: nn.Module, data: UnlearnData, lam: float, alpha: float) -> nn.Module:
     if lam < 0 or alpha < 0:
         raise ValueError(f"SSD needs lam >= 0 and alpha >= 0; got lam={lam}, alpha={alpha}.")
-    imp_forget = fisher_diagonal(model, data.forget)
-    imp_all = fisher_diagonal(model, Split.concat(data.retain, data.forget))
+    everything = Split.concat(data.retain, data.forget)
+    n_f, n_d = importance_sizes(len(data.forget), len(everything), data.max_sample_grads)
+    imp_forget = fisher_diagonal(model, _sample(data.forget, n_f))
+    imp_all = fisher_diagonal(model, _sample(everything, n_d))
     dampen_(model, imp_forget, imp_all, lam, alpha)
     return model
+
+
+def importance_sizes(n_forget: int, n_all: int, budget: int | None) -> tuple[int, int]:
+    """How many samples of D_f and of D the two Fisher passes use within ``budget``
+    per-sample gradients (None: all of both)."""
+    if budget is None or budget >= n_forget + n_all:
+        return n_forget, n_all
+    if budget < 2:
+        raise ValueError(f"SSD needs a budget of at least 2 per-sample gradients; got {budget}.")
+    if budget > n_forget:
+        return n_forget, budget - n_forget
+    return budget // 2, budget - budget // 2
+
+
+def _sample(split: Split, n: int) -> Split:
+    """A random subset of ``n`` rows (the whole split when ``n`` covers it); the
+    caller's seeded global RNG makes it reproducible."""
+    if n >= len(split):
+        return split
+    return split.subset(torch.randperm(len(split))[:n].sort().values)

@@ -1,0 +1,224 @@
+"""Forgetting more data: one set of methods over several forget sets.
+
+nabla-tau (Trippa et al. 2024, arXiv 2403.14339) claims two things this module
+tests: it forgets random forget sets of 3%, 15% and 30% of the training data
+(and whole classes), and it needs no hyperparameter tuning, reaching a lower
+membership-inference advantage than tuned baselines at equal test accuracy.
+
+:func:`run_fraction_study` runs the untuned methods at their defaults and the
+baselines with tuned hyperparameters (Deep Unlearn's Optuna protocol,
+:mod:`unlearnlib.hpo`) on every forget set and seed; every run is cached in the
+store. :func:`claims_table` turns the rows into the checks behind the claims and
+:func:`claims_markdown` into sentences; both compute, nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import methods as registry
+from .data import ForgetSpec
+from .experiment import parse_seeds, to_frame
+from .hpo import Setup, TuneResult, tune
+from .store import Store
+from .training import progress
+
+#: Metrics of the nabla-tau comparison, with their display names.
+STUDY_METRICS = {
+    "forget_acc": "FA", "test_acc": "TA", "mia_test": "loss-MIA", "mia_entropy_test": "entropy-MIA",
+    "forget_loss": "L_f", "val_loss": "L_val", "rte": "RTE",
+}
+
+
+def forget_specs(fractions: Iterable[float] = (0.03, 0.15, 0.3), forget_class: int | None = 3) -> list[str]:
+    """``fraction:F`` specs (share of the whole training set, nabla-tau's convention) and
+    ``class:C`` when ``forget_class`` is not None, validated."""
+    specs = [f"fraction:{float(f):g}" for f in fractions]
+    if forget_class is not None:
+        specs.append(f"class:{int(forget_class)}")
+    if not specs:
+        raise ValueError("Give at least one forget fraction or a forget class.")
+    for s in specs:
+        ForgetSpec.parse(s)
+    return specs
+
+
+def fraction_of(spec: str) -> float:
+    """The forget fraction of a ``fraction:`` or ``random:`` spec; NaN for ``class:``."""
+    fs = ForgetSpec.parse(spec)
+    return math.nan if fs.kind == "class" else float(fs.value)
+
+
+def run_fraction_study(
+    untuned: Sequence[str] | str = ("nabla_tau",),
+    baselines: Sequence[str] | str = ("ft", "ngplus", "scrub", "ssd", "amnesiac", "msg", "ct"),
+    forgets: Sequence[str] = ("fraction:0.03", "fraction:0.15", "fraction:0.3", "class:3"),
+    seeds: Sequence[int] | str | int = (0, 1, 2),
+    tune_forget: str = "random:0.1",
+    tune_seeds: Sequence[int] | str | int = (0,),
+    n_trials: int = 4,
+    dataset: str = "mnist1d",
+    model: str = "cnn1d",
+    epochs: int | None = None,
+    device: str = "cpu",
+    data_root: str | None = None,
+    store: Store | None = None,
+    show_progress: bool = True,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], TuneResult]]:
+    """Rows of ``original``, ``retrain``, the ``untuned`` methods (defaults) and the tuned
+    ``baselines`` on every forget set in ``forgets`` and every seed.
+
+    ``tune_forget`` is the forget set the baselines are tuned on (Deep Unlearn's
+    ``random:0.1`` by default, transferred to every forget set), or ``"each"`` to tune
+    them on every forget set separately. Rows gain ``tuned`` (bool) and ``fraction``
+    (NaN for class forgetting). The second value maps (tuning forget set, method) to the
+    tuning result.
+    """
+    untuned = registry.parse_methods(untuned)
+    baselines = [b for b in registry.parse_methods(baselines) if b not in untuned]
+    if not forgets:
+        raise ValueError("Give at least one forget set, e.g. ['fraction:0.3'].")
+    for spec in forgets:
+        ForgetSpec.parse(spec)
+    if tune_forget != "each":
+        ForgetSpec.parse(tune_forget)
+    seeds = parse_seeds(seeds)
+    store = store or Store()
+    setups: dict[str, Setup] = {}
+
+    def setup(spec: str) -> Setup:
+        if spec not in setups:
+            setups[spec] = Setup.create(dataset, model, spec, epochs, device, data_root, store, show_progress)
+        return setups[spec]
+
+    tuned: dict[tuple[str, str], TuneResult] = {}
+
+    def hparams(method: str, spec: str) -> dict[str, Any]:
+        where = spec if tune_forget == "each" else tune_forget
+        if (where, method) not in tuned:
+            tuned[(where, method)] = tune(method, seeds=tune_seeds, n_trials=n_trials, setup=setup(where))
+        return tuned[(where, method)].hparams
+
+    rows: list[dict] = []
+    for spec in progress(list(forgets), "forget sets", enabled=show_progress):
+        plan = [(m, {}, False) for m in ["original", "retrain", *untuned]]
+        plan += [(m, hparams(m, spec), tuned_flag(m)) for m in baselines]
+        for seed in seeds:
+            for method, hp, is_tuned in plan:
+                rows.append({**setup(spec).run(method, seed, hp), "tuned": is_tuned,
+                             "fraction": fraction_of(spec)})
+    return to_frame(rows), tuned
+
+
+def tuned_flag(method: str) -> bool:
+    """Whether ``method`` has anything to tune (reference methods and empty spaces do not)."""
+    m = registry.get(method)
+    return not m.reference and bool(m.search_space)
+
+
+def study_table(df: pd.DataFrame, metrics: dict[str, str] = STUDY_METRICS, digits: int = 3) -> pd.DataFrame:
+    """``mean ± std`` over seeds per (forget set, method), forget sets in the frame's order."""
+    missing = [c for c in ["forget", "method", "seed", *metrics] if c not in df.columns]
+    if missing:
+        raise ValueError(f"study_table needs the columns {missing}; got {list(df.columns)}.")
+    g = df.groupby(["forget", "method"], sort=False)
+    out = g["seed"].nunique().rename("seeds").to_frame()
+    for col, name in metrics.items():
+        mean, std = g[col].mean(), g[col].std(ddof=1)
+        fmt = "{:.3g}" if col == "rte" else f"{{:.{digits}f}}"
+        out[name] = [
+            "–" if (col == "rte" and meth == "original") or not np.isfinite(a)
+            else fmt.format(a) + (f"\u00a0±\u00a0{fmt.format(b)}" if np.isfinite(b) else "")
+            for (_, meth), a, b in zip(out.index, mean, std, strict=True)
+        ]
+    return out
+
+
+def claims_table(
+    df: pd.DataFrame, method: str = "nabla_tau", mia: str = "mia_test", class_metric: str = "forget_acc",
+    acc_tol: float = 0.02, min_gap_closed: float = 0.5,
+) -> pd.DataFrame:
+    """Per forget set, the numbers behind "forgets this much" and "needs no tuning".
+
+    The gap metric is ``mia`` for random forget sets and ``class_metric`` for class
+    forgetting (there a forget-vs-test MIA mostly sees the missing class, which the
+    retrained model separates best of all). With means over seeds and R the retrained model:
+
+    - ``gap_original`` = |metric_original - metric_R|, ``gap`` = |metric_method - metric_R|,
+      and ``gap_closed`` = 1 - gap / gap_original (1: as close as retraining);
+    - ``ta_drop`` = TA_R - TA_method (positive: the method lost accuracy);
+    - ``forgets`` = gap_closed >= ``min_gap_closed`` and ta_drop <= ``acc_tol``;
+    - among the other non-reference methods whose TA is at least TA_method - ``acc_tol``
+      ("equal accuracy"), ``best_rival`` has the smallest gap; ``beats_rivals`` says whether
+      the method's gap is at most ``best_rival_gap``.
+    """
+    for col in ("forget", "method", "test_acc", mia, class_metric):
+        if col not in df.columns:
+            raise ValueError(f"claims_table needs the column {col!r}; got {list(df.columns)}.")
+    out = []
+    for spec, d in df.groupby("forget", sort=False):
+        metric = class_metric if ForgetSpec.parse(spec).kind == "class" else mia
+        mean = d.groupby("method")[["test_acc", metric]].mean()
+        for needed in ("original", "retrain", method):
+            if needed not in mean.index:
+                raise ValueError(f"Forget set {spec}: no rows of {needed!r}; methods: {list(mean.index)}.")
+        ref = mean.loc["retrain"]
+        gaps = (mean[metric] - ref[metric]).abs()
+        gap_o, gap_m = gaps["original"], gaps[method]
+        closed = 1 - gap_m / gap_o if gap_o > 0 else math.nan
+        ta_drop = ref["test_acc"] - mean.loc[method, "test_acc"]
+        rivals = [m for m in mean.index if m not in ("original", "retrain", method)
+                  and mean.loc[m, "test_acc"] >= mean.loc[method, "test_acc"] - acc_tol]
+        best = gaps[rivals].idxmin() if rivals else None
+        out.append({
+            "forget": spec, "fraction": fraction_of(spec), "metric": metric,
+            "retrained": ref[metric], "original": mean.loc["original", metric], "value": mean.loc[method, metric],
+            "gap_original": gap_o, "gap": gap_m, "gap_closed": closed,
+            "ta_retrained": ref["test_acc"], "ta": mean.loc[method, "test_acc"], "ta_drop": ta_drop,
+            "forgets": bool(closed >= min_gap_closed and ta_drop <= acc_tol),
+            "rivals_equal_acc": len(rivals), "best_rival": best,
+            "best_rival_gap": gaps[best] if best else math.nan,
+            "beats_rivals": bool(best is None or gap_m <= gaps[best]),
+        })
+    return pd.DataFrame(out).set_index("forget")
+
+
+def claims_markdown(claims: pd.DataFrame, method: str = "nabla_tau", acc_tol: float = 0.02,
+                    min_gap_closed: float = 0.5) -> str:
+    """Sentences on the two claims, computed from :func:`claims_table`'s output."""
+    lines = []
+    for spec, c in claims.iterrows():
+        rival = (f"best rival at equal accuracy {c.best_rival} (gap {c.best_rival_gap:.3f})"
+                 if c.best_rival else "no rival reaches its accuracy")
+        name = STUDY_METRICS.get(c.metric, c.metric)
+        lines.append(
+            f"- **{spec}**: {name} original {c.original:.3f}, retrained {c.retrained:.3f}, {method} "
+            f"{c.value:.3f}: {100 * c.gap_closed:.0f}% of the gap closed; test accuracy {c.ta:.3f} "
+            f"(retrained {c.ta_retrained:.3f}); {rival}.")
+    frac = claims[np.isfinite(claims["fraction"])].sort_values("fraction")
+    ok = frac[frac["forgets"]]
+    if len(frac) == 0:
+        up_to = "No random forget fraction was run."
+    elif len(ok) == len(frac):
+        up_to = (f'"Up to {100 * frac.fraction.max():g}%" **holds** here: at every fraction {method} closes at '
+                 f"least {100 * min_gap_closed:.0f}% of the loss-MIA gap within {100 * acc_tol:g} points of the "
+                 "retrained model's test accuracy.")
+    else:
+        bad = ", ".join(f"{100 * f:g}%" for f in frac.loc[~frac["forgets"], "fraction"])
+        up_to = (f'"Up to {100 * frac.fraction.max():g}%" **does not hold** here: at {bad} {method} closes less '
+                 f"than {100 * min_gap_closed:.0f}% of the loss-MIA gap or loses more than {100 * acc_tol:g} points "
+                 "of test accuracy.")
+    wins = claims["beats_rivals"] & claims["forgets"]
+    if wins.all():
+        no_tune = (f'"No tuning needed" **holds** here: at its defaults {method} forgets and no tuned '
+                   "baseline of equal accuracy gets closer to the retrained model, on every forget set.")
+    else:
+        where = ", ".join(claims.index[~wins])
+        no_tune = (f'"No tuning needed" **does not hold** here on {where}: at its defaults {method} either '
+                   "does not forget (criterion above) or a tuned baseline of equal accuracy gets closer to the "
+                   "retrained model (loss-MIA; forget accuracy for a class).")
+    return "\n".join(lines) + "\n\n" + up_to + "\n\n" + no_tune
