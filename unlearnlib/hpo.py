@@ -41,6 +41,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
+from tqdm.auto import tqdm
 
 from . import methods as registry
 from .data import Splits, load_splits
@@ -198,7 +199,8 @@ def optimize(
     desc: str = "trials",
     verbose: bool = False,
 ) -> int:
-    """Run trials until ``study`` has ``n_trials`` complete ones; return how many ran.
+    """Run trials until ``study`` has ``n_trials`` complete ones; return how many ran
+    (failed ones included).
 
     ``evaluate(hparams)`` returns the unlearned model's metrics; the objectives are
     :func:`objective_vector` against ``ref``. Failed or interrupted trials do not
@@ -215,7 +217,15 @@ def optimize(
     if defaults and not study.trials:
         study.enqueue_trial(clip_to_space(defaults, space))
     errors: list[str] = []
-    for _ in progress(range(todo), desc, enabled=show_progress and todo > 0):
+    # Failed trials are replaced within this call, so one call and several resumed calls
+    # end with the same trials; the cap stops a search whose every trial fails.
+    max_failures = max(10, 2 * todo)
+    bar = tqdm(total=todo, desc=desc, disable=not (show_progress and todo > 0), leave=False)
+    ran = 0
+    while sum(t.state == TrialState.COMPLETE for t in study.trials) < int(n_trials):
+        if len(errors) >= max_failures:
+            break
+        ran += 1
         trial = study.ask()
         try:
             hp = suggest(trial, space)
@@ -232,19 +242,22 @@ def optimize(
             continue
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)
+            bar.close()
             raise
         trial.set_user_attr("metrics", {k: float(metrics[k]) for k in TRIAL_METRICS if k in metrics})
         if all(math.isfinite(v) for v in values):
             study.tell(trial, list(values))
+            bar.update()
         else:
             errors.append(f"trial {trial.number}: non-finite objectives {values}")
             study.tell(trial, state=TrialState.FAIL)
+    bar.close()
     if errors:
         warnings.warn(f"{len(errors)} trial(s) failed; first: {errors[0]}", RuntimeWarning, stacklevel=2)
     if best_trial(study.trials) is None:
         raise RuntimeError(f"No trial of study {study.study_name} completed; first error: "
                            f"{errors[0] if errors else 'none recorded'}.")
-    return todo
+    return ran
 
 
 # --------------------------------------------------------------------------- setup shared by tune, widgets
