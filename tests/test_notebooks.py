@@ -37,3 +37,44 @@ def test_notebook_runs_with_test_profile(name, tmp_path, monkeypatch):
     # every chapter shows at least one figure or table computed by the run
     rich = [o for c in nb["cells"] for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
     assert rich, f"{name} produced no HTML output (figure or table)"
+
+
+def _write_fake_cifar10(root: Path, per_batch: int = 100) -> None:
+    """cifar-10-batches-py in torchvision's on-disk format (pickled dicts of uint8 rows)."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, per_batch)
+        x = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        x[:, :1024] = (labels[:, None] * 25).astype(np.uint8)  # a learnable red channel
+        with open(folder / name, "wb") as f:
+            pickle.dump({"batch_label": name, "data": x, "labels": labels.tolist()}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{k}" for k in range(10)]}, f)
+
+
+@pytest.mark.slow
+def test_poisoning_notebook_on_a_cifar10_folder(tmp_path, monkeypatch):
+    """The poisoning chapter on CIFAR-10 as torchvision stores it (a small fake folder):
+    3-channel 32 px images through every attack, with a conv model."""
+    monkeypatch.setenv("UNLEARNLIB_STORE", str(tmp_path / "store"))
+    _write_fake_cifar10(tmp_path / "data")
+    params = {
+        "dataset": "cifar10", "model_name": "small_cnn", "data_root": str(tmp_path / "data"), "epochs": 2,
+        "attacks": ["gaussian", "targeted", "labelflip", "backdoor"],
+        "fractions": {"gaussian": 0.05, "targeted": 0.05, "labelflip": 0.1, "backdoor": 0.05},
+        "attack_params": {"gaussian": {"eps": 0.5}, "targeted": {"n_targets": 1, "eps": 0.5, "steps": 5},
+                          "labelflip": {}, "backdoor": {"target": 0, "size": 4}},
+        "methods_wanted": ["gd", "ct", "msg"], "budgets": [0.1],
+    }
+    out = book.execute_notebook(ROOT / "notebooks" / "poisoning.ipynb", tmp_path / "p.ipynb", params,
+                                cwd=ROOT / "notebooks", progress=False)
+    nb = json.loads(Path(out).read_text())
+    assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "backdoor: poisoned" in text and "Finding 1" in text
