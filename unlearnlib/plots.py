@@ -357,13 +357,14 @@ def metric_vs_fraction(
     metrics: Sequence[str] = ("forget_acc", "test_acc", "mia_test", "mia_entropy_test"),
     log_y: Sequence[str] = ("rte",),
     cols: int = 2,
+    labels: dict[str, str] | None = None,
 ) -> go.Figure:
     """One panel per metric against the forget fraction (nabla-tau's 3/15/30% protocol).
 
     ``df`` needs a ``fraction`` column (rows with NaN, e.g. class forgetting, are
     left out). Each method is a line through its mean over seeds with the standard
     deviation as error bars; ``retrain`` (black, dotted) is the target. Panels of
-    ``log_y`` metrics use a log y axis.
+    ``log_y`` metrics use a log y axis; ``labels`` names panels beyond :data:`LABELS`.
     """
     _check_columns(df, ["fraction", *metrics], "metric_vs_fraction")
     from plotly.subplots import make_subplots
@@ -374,7 +375,7 @@ def metric_vs_fraction(
     order = method_order(d)
     colors = method_colors(order)
     rows = math.ceil(len(metrics) / cols)
-    fig = make_subplots(rows, cols, subplot_titles=[LABELS.get(m, m) for m in metrics],
+    fig = make_subplots(rows, cols, subplot_titles=[{**LABELS, **(labels or {})}.get(m, m) for m in metrics],
                         horizontal_spacing=0.1, vertical_spacing=0.14)
     for i, metric in enumerate(metrics):
         r, c = i // cols + 1, i % cols + 1
