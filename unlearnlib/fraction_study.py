@@ -15,7 +15,7 @@ store. :func:`claims_table` turns the rows into the checks behind the claims and
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from . import methods as registry
 from .data import ForgetSpec
 from .experiment import parse_seeds, to_frame
 from .hpo import Setup, TuneResult, tune
+from .plots import summary_table
 from .store import Store
 from .training import progress
 
@@ -97,45 +98,31 @@ def run_fraction_study(
 
     tuned: dict[tuple[str, str], TuneResult] = {}
 
-    def hparams(method: str, spec: str) -> dict[str, Any]:
+    def tuning(method: str, spec: str) -> TuneResult:
         where = spec if tune_forget == "each" else tune_forget
         if (where, method) not in tuned:
             tuned[(where, method)] = tune(method, seeds=tune_seeds, n_trials=n_trials, setup=setup(where))
-        return tuned[(where, method)].hparams
+        return tuned[(where, method)]
 
     rows: list[dict] = []
     for spec in progress(list(forgets), "forget sets", enabled=show_progress):
         plan = [(m, {}, False) for m in ["original", "retrain", *untuned]]
-        plan += [(m, hparams(m, spec), tuned_flag(m)) for m in baselines]
+        plan += [(m, r.hparams, r.tuned) for m in baselines for r in [tuning(m, spec)]]
+        fraction = fraction_of(spec)
         for seed in seeds:
             for method, hp, is_tuned in plan:
-                rows.append({**setup(spec).run(method, seed, hp), "tuned": is_tuned,
-                             "fraction": fraction_of(spec)})
+                rows.append({**setup(spec).run(method, seed, hp), "tuned": is_tuned, "fraction": fraction})
     return to_frame(rows), tuned
 
 
-def tuned_flag(method: str) -> bool:
-    """Whether ``method`` has anything to tune (reference methods and empty spaces do not)."""
-    m = registry.get(method)
-    return not m.reference and bool(m.search_space)
-
-
-def study_table(df: pd.DataFrame, metrics: dict[str, str] = STUDY_METRICS, digits: int = 3) -> pd.DataFrame:
-    """``mean ± std`` over seeds per (forget set, method), forget sets in the frame's order."""
-    missing = [c for c in ["forget", "method", "seed", *metrics] if c not in df.columns]
+def study_table(df: pd.DataFrame, metrics: dict[str, str] = STUDY_METRICS) -> pd.DataFrame:
+    """``mean ± std`` over seeds per (forget set, method) (:func:`plots.summary_table` per
+    forget set, in the frame's order), columns renamed to ``metrics``' display names."""
+    missing = [c for c in ["forget", *metrics] if c not in df.columns]
     if missing:
         raise ValueError(f"study_table needs the columns {missing}; got {list(df.columns)}.")
-    g = df.groupby(["forget", "method"], sort=False)
-    out = g["seed"].nunique().rename("seeds").to_frame()
-    for col, name in metrics.items():
-        mean, std = g[col].mean(), g[col].std(ddof=1)
-        fmt = "{:.3g}" if col == "rte" else f"{{:.{digits}f}}"
-        out[name] = [
-            "–" if (col == "rte" and meth == "original") or not np.isfinite(a)
-            else fmt.format(a) + (f"\u00a0±\u00a0{fmt.format(b)}" if np.isfinite(b) else "")
-            for (_, meth), a, b in zip(out.index, mean, std, strict=True)
-        ]
-    return out
+    parts = {spec: summary_table(d, list(metrics)) for spec, d in df.groupby("forget", sort=False)}
+    return pd.concat(parts, names=["forget", "method"]).rename(columns=metrics)
 
 
 def claims_table(

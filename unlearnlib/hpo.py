@@ -220,38 +220,35 @@ def optimize(
     # Failed trials are replaced within this call, so one call and several resumed calls
     # end with the same trials; the cap stops a search whose every trial fails.
     max_failures = max(10, 2 * todo)
-    bar = tqdm(total=todo, desc=desc, disable=not (show_progress and todo > 0), leave=False)
     ran = 0
-    while sum(t.state == TrialState.COMPLETE for t in study.trials) < int(n_trials):
-        if len(errors) >= max_failures:
-            break
-        ran += 1
-        trial = study.ask()
-        try:
-            hp = suggest(trial, space)
-            with warnings.catch_warnings():
-                if not verbose:  # a diverged trial's NaN losses make sklearn warn at length
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                metrics = evaluate(hp)
-            values = objective_vector(metrics, ref)
-        except Exception as e:  # noqa: BLE001 - a failed trial must not end the search
-            first_line = (str(e).strip().splitlines() or [""])[0][:200]
-            errors.append(f"trial {trial.number} {trial.params}: {type(e).__name__}: {first_line}")
-            trial.set_user_attr("error", errors[-1])
-            study.tell(trial, state=TrialState.FAIL)
-            continue
-        except BaseException:
-            study.tell(trial, state=TrialState.FAIL)
-            bar.close()
-            raise
-        trial.set_user_attr("metrics", {k: float(metrics[k]) for k in TRIAL_METRICS if k in metrics})
-        if all(math.isfinite(v) for v in values):
-            study.tell(trial, list(values))
-            bar.update()
-        else:
-            errors.append(f"trial {trial.number}: non-finite objectives {values}")
-            study.tell(trial, state=TrialState.FAIL)
-    bar.close()
+    with tqdm(total=todo, desc=desc, disable=not (show_progress and todo > 0), leave=False) as bar:
+        while done < int(n_trials) and len(errors) < max_failures:
+            ran += 1
+            trial = study.ask()
+            try:
+                hp = suggest(trial, space)
+                with warnings.catch_warnings():
+                    if not verbose:  # a diverged trial's NaN losses make sklearn warn at length
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                    metrics = evaluate(hp)
+                values = objective_vector(metrics, ref)
+            except Exception as e:  # noqa: BLE001 - a failed trial must not end the search
+                first_line = (str(e).strip().splitlines() or [""])[0][:200]
+                errors.append(f"trial {trial.number} {trial.params}: {type(e).__name__}: {first_line}")
+                trial.set_user_attr("error", errors[-1])
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            except BaseException:
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            trial.set_user_attr("metrics", {k: float(metrics[k]) for k in TRIAL_METRICS if k in metrics})
+            if all(math.isfinite(v) for v in values):
+                study.tell(trial, list(values))
+                done += 1
+                bar.update()
+            else:
+                errors.append(f"trial {trial.number}: non-finite objectives {values}")
+                study.tell(trial, state=TrialState.FAIL)
     if errors:
         warnings.warn(f"{len(errors)} trial(s) failed; first: {errors[0]}", RuntimeWarning, stacklevel=2)
     if best_trial(study.trials) is None:
