@@ -18,7 +18,8 @@ nbformat = pytest.importorskip("nbformat")  # the notebook stack may be absent o
 pytest.importorskip("papermill")
 import pytest
 
-from unlearnlib import book, plots
+from unlearnlib.book import build as book
+from unlearnlib.book import plots
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = ROOT / "notebooks" / "benchmark.ipynb"

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from unlearnlib.cli import main
-from unlearnlib.experiment import RESULT_COLUMNS, parse_seeds, run_grid, summarize
 from unlearnlib.store import Store
+from unlearnlib.studies.experiment import RESULT_COLUMNS, parse_seeds, run_grid, summarize
 
 TINY = dict(methods="original,retrain,ga", seeds="0,1", epochs=3, show_progress=False)
 NUMBERS = ["retain_acc", "forget_acc", "val_acc", "test_acc", "mia_val", "mia_test", "retdev", "l2_to_retrained"]

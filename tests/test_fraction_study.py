@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from unlearnlib import fraction_study as fs
+from unlearnlib.book.plots import metric_vs_fraction
 from unlearnlib.data import load_splits
-from unlearnlib.plots import metric_vs_fraction
 from unlearnlib.store import Store
+from unlearnlib.studies import fraction_study as fs
 from unlearnlib.training import Recipe, train_reference_models
 
 

@@ -1,4 +1,4 @@
-"""Deep Unlearn's hyperparameter search (unlearnlib.hpo): objective, best trial,
+"""Deep Unlearn's hyperparameter search (unlearnlib.studies.hpo): objective, best trial,
 resume, seeding, search-space conversion, and a small real tuning run."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from unlearnlib import hpo
 from unlearnlib import methods as registry
 from unlearnlib.cli import main
-from unlearnlib.experiment import reference_metrics
 from unlearnlib.methods import Choice, Epochs, Float, Int, Param
 from unlearnlib.store import Store
+from unlearnlib.studies import hpo
+from unlearnlib.studies.experiment import reference_metrics
 
 REF = {"retain_acc": 1.0, "forget_acc": 0.75, "val_acc": 0.80, "mia_val": 0.5}
 SPACE = {

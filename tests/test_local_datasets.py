@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unlearnlib import data
-from unlearnlib.local_datasets import MNIST_FILES
+from unlearnlib.datasets.torchvision_folder import MNIST_FILES
 
 PER_BATCH = 10
 PIXEL = 201  # a known byte written at a known position; must come back as PIXEL / 255
@@ -94,7 +94,7 @@ def test_cifar_round_trip(tmp_path: Path, name: str) -> None:
     assert torch.equal(raw.x_train[:PER_BATCH], expected)
     assert raw.x_train[1, 0, 0, 5].item() == torch.tensor(PIXEL / 255, dtype=torch.float32).item()
     assert raw.x_train[0, 0, 0, 0].item() == 0.0 and raw.x_train[0, 0, 0, 1].item() == 1.0
-    assert data._AUGMENT[name] is True
+    assert data.augments(name) is True
 
 
 @pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
@@ -106,7 +106,7 @@ def test_mnist_round_trip(tmp_path: Path, name: str, folder: str) -> None:
     assert raw.y_train.tolist() == y.tolist() and raw.y_test.tolist() == [4, 3, 2, 1, 0]
     assert torch.equal(raw.x_train[:, 0], torch.from_numpy(x).float() / 255)
     assert raw.x_train[1, 0, 0, 5].item() == torch.tensor(PIXEL / 255, dtype=torch.float32).item()
-    assert data._AUGMENT[name] is False
+    assert data.augments(name) is False
 
 
 def test_load_splits_on_fake_cifar10(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("papermill")  # absent on a bare GPU machine
 
-from unlearnlib import book
+from unlearnlib.book import build as book
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["methods.ipynb", "explore.ipynb", "ulira.ipynb", "unrolling_sgd.ipynb", "poisoning.ipynb",

@@ -11,22 +11,19 @@ from torch import nn
 
 from unlearnlib import methods
 from unlearnlib.data import Split, index_batches
-from unlearnlib.methods import UnlearnData
-from unlearnlib.methods.sgu import mean_schedule_lr
-from unlearnlib.models import build_model
-from unlearnlib.store import Store
-from unlearnlib.training import Recipe, train
-from unlearnlib.unrolling import (
+from unlearnlib.evaluation.verification import (
     proxy_for,
-    sd_lambda_at,
-    sd_loss,
-    single_gradient_unlearn,
     top_hessian_eigenvalue,
     unlearning_error_proxy,
-    unrolled_models,
     verification_error,
     weight_distance,
 )
+from unlearnlib.methods import UnlearnData
+from unlearnlib.methods.sgu import mean_schedule_lr, single_gradient_unlearn
+from unlearnlib.models import build_model
+from unlearnlib.store import Store
+from unlearnlib.studies.unrolling import unrolled_models
+from unlearnlib.training import Recipe, sd_lambda_at, sd_loss, train
 
 PLAIN_SGD = dict(momentum=0.0, weight_decay=0.0, schedule="constant")
 

@@ -1,4 +1,4 @@
-"""The ipywidgets explorer and the static one-hyperparameter sweep (unlearnlib.widgets)."""
+"""The ipywidgets explorer and the static one-hyperparameter sweep (unlearnlib.book.widgets)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ pytest.importorskip("optuna")
 import pytest
 
 from unlearnlib import methods as registry
+from unlearnlib.book.widgets import Explorer, control_for, default_values, sweep, sweep_figure
 from unlearnlib.methods import Choice, Float, Int
 from unlearnlib.store import Store
-from unlearnlib.widgets import Explorer, control_for, default_values, sweep, sweep_figure
 
 
 def test_control_for_each_kind_starts_at_the_clipped_default():

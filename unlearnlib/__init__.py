@@ -2,7 +2,7 @@
 
 Methods, the training engine, attacks and metrics behind the book. See
 ``unlearnlib.methods.available()`` for the registered methods and
-``unlearnlib.experiment.run_grid`` for one call from config to tidy results.
+``unlearnlib.studies.experiment.run_grid`` for one call from config to tidy results.
 
 Same seed, same numbers: importing the package asks cuDNN and cuBLAS for
 deterministic kernels (no effect on the CPU, a small cost on a GPU), because

@@ -21,8 +21,8 @@ from . import methods as registry
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .experiment import format_summary, run_grid
     from .store import Store
+    from .studies.experiment import format_summary, run_grid
 
     hparams = json.loads(args.hparams) if args.hparams else None
     store = Store(args.store) if args.store else Store()
@@ -66,9 +66,9 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from .experiment import format_summary, to_frame
-    from .hpo import Setup, tune_and_rerun
     from .store import Store
+    from .studies.experiment import format_summary, to_frame
+    from .studies.hpo import Setup, tune_and_rerun
 
     store = Store(args.store) if args.store else Store()
     start = time.perf_counter()
@@ -94,7 +94,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from .book import build_book
+    from .book.build import build_book
 
     index = build_book(args.profile, root=Path(args.root))
     print(f"book built: {index}")

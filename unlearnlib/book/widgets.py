@@ -5,7 +5,7 @@ method's search space (Deep Unlearn's shared space, Cadet et al. 2024, arXiv
 2410.01276: log-uniform floats get a ``FloatLogSlider``, other floats a
 ``FloatSlider``, integers an ``IntSlider``, categorical values a ``Dropdown``)
 and a Run button. Run unlearns the cached original model of the chosen seed
-(:func:`unlearnlib.experiment.run_method`, so a setting tried before is
+(:func:`unlearnlib.studies.experiment.run_method`, so a setting tried before is
 instant), appends the row to a table and redraws a RetDev-vs-indiscernibility
 figure with the original and retrained models as landmarks.
 
@@ -13,7 +13,7 @@ For the static book, :func:`sweep` precomputes a one-hyperparameter sweep and
 :func:`sweep_figure` draws it, so readers without a kernel still see how a
 hyperparameter moves the metrics.
 
->>> from unlearnlib.widgets import Explorer, sweep, sweep_figure
+>>> from unlearnlib.book.widgets import Explorer, sweep, sweep_figure
 >>> Explorer(method="ft")                                           # doctest: +SKIP
 >>> df = sweep("ft", "lr", [1e-4, 1e-3, 1e-2, 1e-1], seeds="0,1")   # doctest: +SKIP
 """
@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import methods as registry
-from .experiment import parse_seeds, to_frame
-from .hpo import Setup, check_param
-from .methods import Param
-from .store import Store
+from .. import methods as registry
+from ..methods import Param
+from ..store import Store
+from ..studies.experiment import parse_seeds, to_frame
+from ..studies.hpo import Setup, check_param
 
 #: Columns of the explorer's table, with their headers.
 TABLE_COLUMNS = {
@@ -77,7 +77,7 @@ class Explorer:
     Parameters
     ----------
     dataset, model, forget, epochs, device, data_root, store :
-        as for :func:`unlearnlib.experiment.run_grid`; the reference models are
+        as for :func:`unlearnlib.studies.experiment.run_grid`; the reference models are
         trained (or read from the store) on the first Run.
     method : the method shown first (any key of :func:`unlearnlib.methods.available`).
     seed : the model seed shown first.

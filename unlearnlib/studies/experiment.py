@@ -18,12 +18,12 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 import torch
 
-from . import methods as registry
-from .data import ForgetSpec, Splits, available_datasets, load_splits
-from .evaluation import compare_to_reference, evaluate_model, l2_distance
-from .models import available_models
-from .store import Store, canonical_json
-from .training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
+from .. import methods as registry
+from ..data import ForgetSpec, Splits, available_datasets, load_splits
+from ..evaluation import compare_to_reference, evaluate_model, l2_distance
+from ..models import available_models
+from ..store import Store, canonical_json
+from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 
 #: Bump when the evaluation code changes what a cached row contains.
 EVAL_VERSION = 4

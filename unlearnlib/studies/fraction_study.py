@@ -7,7 +7,7 @@ membership-inference advantage than tuned baselines at equal test accuracy.
 
 :func:`run_fraction_study` runs the untuned methods at their defaults and the
 baselines with tuned hyperparameters (Deep Unlearn's Optuna protocol,
-:mod:`unlearnlib.hpo`) on every forget set and seed; every run is cached in the
+:mod:`unlearnlib.studies.hpo`) on every forget set and seed; every run is cached in the
 store. :func:`claims_table` turns the rows into the checks behind the claims and
 :func:`claims_markdown` into sentences; both compute, nothing is hard-coded.
 """
@@ -20,13 +20,13 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import methods as registry
-from .data import ForgetSpec
+from .. import methods as registry
+from ..data import ForgetSpec
+from ..store import Store
+from ..training import progress
 from .experiment import parse_seeds, to_frame
 from .hpo import Setup, TuneResult, tune
-from .plots import summary_table
-from .store import Store
-from .training import progress
+from .tables import summary_table
 
 #: Metrics of the nabla-tau comparison, with their display names.
 STUDY_METRICS = {

@@ -1,6 +1,6 @@
 """Plotly figure builders shared by the notebooks and the book.
 
-Every builder takes the tidy result frame of :func:`unlearnlib.experiment.run_grid`
+Every builder takes the tidy result frame of :func:`unlearnlib.studies.experiment.run_grid`
 (one row per method and seed) and returns a :class:`plotly.graph_objects.Figure`
 that shows the spread over seeds (one small point per seed) next to the mean.
 
@@ -34,6 +34,9 @@ import plotly.io as pio
 from plotly.colors import qualitative
 from plotly.io.base_renderers import PlotlyRenderer
 
+from ..studies.tables import check_columns as _check_columns
+from ..studies.tables import method_order, summary_table
+
 __all__ = [
     "retdev_vs_rte", "mia_comparison", "accuracy_bars", "summary_table", "forgetting_summary",
     "metric_vs_fraction",
@@ -66,15 +69,6 @@ _METRIC_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
 # --------------------------------------------------------------------------- helpers
 
 
-def method_order(df: pd.DataFrame) -> list[str]:
-    """The methods present in ``df``: registry order first, unknown keys after, in order seen."""
-    from . import methods as registry
-
-    present = list(dict.fromkeys(df["method"]))
-    known = [m for m in registry.available() if m in present]
-    return known + [m for m in present if m not in known]
-
-
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
     """A stable colour per method: grey for ``original``, black for ``retrain``."""
     palette = [c for c in qualitative.Plotly if c not in _FIXED_COLORS.values()]
@@ -86,15 +80,6 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
             out[m] = palette[i % len(palette)]
             i += 1
     return out
-
-
-def _check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in ["method", "seed", *columns] if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} needs the columns {missing} of run_grid's result frame; "
-                         f"got {list(df.columns)}.")
-    if df.empty:
-        raise ValueError(f"{what} got an empty frame; run run_grid first.")
 
 
 def _subtitle(df: pd.DataFrame) -> str:
@@ -262,35 +247,6 @@ def accuracy_bars(df: pd.DataFrame, metrics: Sequence[str] = ("retain_acc", "for
 
 
 # --------------------------------------------------------------------------- tables and text
-
-
-def summary_table(
-    df: pd.DataFrame,
-    metrics: Sequence[str] = ("retain_acc", "forget_acc", "test_acc", "mia_test", "mia_val",
-                              "indisc", "retdev", "rte", "unlearn_seconds", "l2_to_retrained"),
-    digits: int = 3,
-) -> pd.DataFrame:
-    """``mean ± std`` over seeds per method (registry order), as strings ready to display.
-
-    The spaces around ``±`` are non-breaking, so a narrow HTML column does not wrap a cell.
-
-    RTE of ``original`` is shown as ``–`` (it does no unlearning, so its time is ~0).
-    """
-    metrics = [m for m in metrics if m in df.columns]
-    _check_columns(df, metrics, "summary_table")
-    order = method_order(df)
-    g = df.groupby("method")
-    out = pd.DataFrame(index=pd.Index(order, name="method"))
-    out["seeds"] = g["seed"].nunique().reindex(order)
-    for m in metrics:
-        mean, std = g[m].mean().reindex(order), g[m].apply(_std).reindex(order)
-        fmt = "{:.%dg}" % digits if m in ("rte", "unlearn_seconds") else "{:.%df}" % digits
-        out[m] = [
-            "–" if (m == "rte" and meth == "original") or not np.isfinite(a)
-            else fmt.format(a) + (f"\u00a0±\u00a0{fmt.format(b)}" if n > 1 else "")
-            for meth, a, b, n in zip(order, mean, std, out["seeds"], strict=True)
-        ]
-    return out
 
 
 def forgetting_summary(df: pd.DataFrame) -> str:

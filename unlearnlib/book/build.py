@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .store import atomic_write_bytes
+from ..store import atomic_write_bytes
 
 #: Paths relative to the book root (the folder holding ``_config.yml``).
 PROFILES_FILE = Path("book") / "profiles.yml"
@@ -85,7 +85,7 @@ def load_profiles(root: Path | str = ".") -> dict[str, dict[str, dict[str, Any]]
 
 def _repo_profiles() -> dict[str, dict[str, dict[str, Any]]]:
     try:
-        return load_profiles(Path(__file__).resolve().parents[1])
+        return load_profiles(Path(__file__).resolve().parents[2])
     except FileNotFoundError:  # installed without the book sources
         return {}
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import RawDataset, register_dataset
+from . import RawDataset, register_dataset
 
 DATA_ENV = "UNLEARNLIB_DATA"
 

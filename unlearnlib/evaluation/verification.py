@@ -1,65 +1,29 @@
-"""Unrolling SGD (Thudi et al. 2022, arXiv 2109.13398): verification error, its cheap
-proxy, the Hessian's top eigenvalue, the SD regulariser and single-gradient unlearning.
+"""Verification error and its cheap proxy (Thudi et al. 2022, Unrolling SGD, arXiv 2109.13398).
 
 - Verification error ``||w_u - w_r||_2`` over trainable parameters (buffers
   excluded), where ``w_r`` starts from the same checkpoint ``w_0`` and sees the
-  same batch sequence minus the forgotten batch (:func:`unrolled_models` builds
-  that pair with ``train(record_order=True)`` and ``train(skip_batches={k})``).
+  same batch sequence minus the forgotten batch
+  (:func:`unlearnlib.studies.unrolling.unrolled_models` builds that pair).
 - Unlearning-error proxy ``e = eta^2 * t * 0.5 * ||w_t - w_0||_2 * sigma`` with
   ``sigma = sqrt(|lambda_max|)`` of the loss Hessian on a fixed batch
   (:func:`top_hessian_eigenvalue`: power iteration on Hessian-vector products).
   It bounds the second-order term of the unrolled SGD update that the
   single-gradient approximation drops, so it should track verification error.
-- SD regulariser ``lam * sum_i std_c(z_ic) / (B * C)`` (:func:`sd_loss`), used by
-  :func:`unlearnlib.training.train` when ``Recipe.sd_lambda > 0``.
-- Single-gradient unlearning ``w_u = w_t + step * sum_i grad l_i(w_0)``
-  (:func:`single_gradient_unlearn`; the registered method is ``methods/sgu.py``).
-
-This module imports :mod:`unlearnlib.training` lazily: training imports it for the
-SD loss.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .evaluation.metrics import l2_distance
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .data import Splits
-    from .store import Store
-    from .training import Recipe
+from .metrics import l2_distance
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-# --------------------------------------------------------------------------- SD regulariser
-
-
-def sd_loss(logits: torch.Tensor) -> torch.Tensor:
-    """``sum_i std_c(z_ic) / (B * C)``: per-sample standard deviation of the logits across
-    classes, summed over the batch and divided by the number of logit entries.
-
-    ``torch.std``'s default (unbiased, ``correction=1``) is used, as a PyTorch
-    implementation of Thudi et al. 2022's regulariser would.
-    """
-    if logits.dim() != 2 or logits.shape[1] < 2:
-        raise ValueError(f"sd_loss needs logits of shape (batch, classes >= 2); got {tuple(logits.shape)}.")
-    return logits.std(dim=1).sum() / logits.numel()
-
-
-def sd_lambda_at(lam: float, decay: float, epoch: int) -> float:
-    """The regulariser weight in (0-based) ``epoch``: ``lam / decay ** (epoch // 10)``."""
-    if decay <= 0:
-        raise ValueError(f"sd_decay must be > 0 (1.0 = no decay); got {decay}.")
-    return lam / decay ** (epoch // 10)
-
 
 # --------------------------------------------------------------------------- distances
 
@@ -209,105 +173,3 @@ def proxy_for(
     dist = weight_distance(model, init_state)
     return Proxy(unlearning_error_proxy(lr, steps, dist, pi.sigma), dist, pi.sigma,
                  pi.eigenvalue, pi.iterations, pi.converged)
-
-
-# --------------------------------------------------------------------------- single gradient
-
-
-def summed_gradient(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, train_mode: bool = True,
-) -> list[torch.Tensor]:
-    """``sum_i grad l_i(w)`` over the rows of ``(x, y)``, computed in chunks of
-    ``batch_size`` so BatchNorm sees batches of the training size. ``model`` is
-    evaluated on a copy: its weights and buffers are left untouched."""
-    if batch_size < 1 or len(y) == 0:
-        raise ValueError(f"Need batch_size >= 1 and a non-empty batch; got {batch_size}, {len(y)} rows.")
-    work = copy.deepcopy(model).train(train_mode)
-    params = [p for _, p in _trainable(work)]
-    total = [torch.zeros_like(p) for p in params]
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        loss = F.cross_entropy(work(xb), yb, reduction="sum")
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        for t, g in zip(total, grads, strict=True):
-            if g is not None:
-                t.add_(g)
-    return total
-
-
-def single_gradient_unlearn(
-    model: nn.Module, init_state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-    step: float, batch_size: int, train_mode: bool = True,
-) -> nn.Module:
-    """In place: ``w <- w + step * sum_i grad l_i(w_0)`` over the forgotten rows, the
-    gradient taken at the initial weights ``w_0 = init_state`` (Thudi et al. 2022).
-
-    For one forgotten batch of size B seen once at learning rate eta, ``step = eta / B``
-    (the training loss is the batch mean). Buffers keep their trained values.
-    """
-    at_w0 = copy.deepcopy(model)
-    at_w0.load_state_dict(init_state)
-    grads = summed_gradient(at_w0, x, y, batch_size, train_mode)
-    with torch.no_grad():
-        for (_, p), g in zip(_trainable(model), grads, strict=True):
-            p.add_(g.to(p.device, p.dtype), alpha=step)
-    return model
-
-
-# --------------------------------------------------------------------------- unrolled runs
-
-
-@dataclass
-class UnrolledModels:
-    """A model trained from ``init_state`` on D_r u D_f, its replay without the batch of
-    step ``forget_step`` (``retrained``), and that batch's rows of ``Splits.train``."""
-
-    original: nn.Module
-    retrained: nn.Module
-    init_state: dict[str, torch.Tensor]
-    forgotten: torch.Tensor
-    steps: int
-    recipe: "Recipe"
-    seconds: float
-
-
-def unrolled_models(
-    splits: "Splits", model_name: str, recipe: "Recipe", seed: int, forget_step: int = 0,
-    store: "Store | None" = None, show_progress: bool = False,
-) -> UnrolledModels:
-    """Train (or load from ``store``) the original run and its replay minus one batch.
-
-    Both start from ``build_model(model_name, seed=seed)``; the replay uses
-    ``train(skip_batches={forget_step})`` and so sees the same batch sequence minus
-    the forgotten batch, which is what verification error compares against.
-    """
-    from .models import build_model
-    from .store import Store
-    from .training import model_spec, train
-
-    store = store or Store()
-    init = build_model(model_name, splits.input_shape, splits.num_classes, seed=seed)
-    init_state = copy.deepcopy(init.state_dict())
-    data = splits.train
-    total = recipe.epochs * math.ceil(len(data) / recipe.batch_size)
-    if not 0 <= forget_step < total:
-        raise ValueError(f"forget_step must be in [0, {total}) for this recipe; got {forget_step}.")
-    spec = {**model_spec(splits, model_name, recipe, seed), "unrolled_skip": forget_step}
-
-    def fit(skip: set[int] | None) -> Callable[[], tuple[dict, dict]]:
-        def build() -> tuple[dict, dict]:
-            m = copy.deepcopy(init).to(splits.device)
-            log = train(m, data, recipe, seed, show_progress=show_progress, record_order=True, skip_batches=skip)
-            return m.state_dict(), {"seconds": log.seconds, "steps": log.steps,
-                                    "forgotten": log.batch_order[forget_step].tolist()}
-        return build
-
-    out = []
-    for role, skip in (("unrolled-original", None), ("unrolled-retrain", {forget_step})):
-        state, meta = store.checkpoint("models", {**spec, "role": role}, fit(skip))
-        m = copy.deepcopy(init)
-        m.load_state_dict(state)
-        out.append((m.to(splits.device).eval(), meta))
-    (orig, meta), (retr, _) = out
-    return UnrolledModels(orig, retr, init_state, torch.tensor(meta["forgotten"]), int(meta["steps"]),
-                          recipe, float(meta["seconds"]))

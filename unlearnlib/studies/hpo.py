@@ -15,7 +15,7 @@ Studies live in SQLite files inside the :class:`~unlearnlib.store.Store`
 (``<store>/optuna/<key>.db``), named by a content key of everything that
 determines them, and are opened with ``load_if_exists=True``: an interrupted
 search resumes and only the missing trials run. Every trial is also an
-:func:`~unlearnlib.experiment.run_method` row, cached like any other result.
+:func:`~unlearnlib.studies.experiment.run_method` row, cached like any other result.
 
 Departure from the paper: the first trial of a fresh study evaluates the
 method's defaults (clipped into the search space), so a tuned method is never
@@ -43,13 +43,13 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
-from . import methods as registry
-from .data import Splits, load_splits
-from .evaluation import indiscernibility
+from .. import methods as registry
+from ..data import Splits, load_splits
+from ..evaluation import indiscernibility
+from ..methods import Param
+from ..store import Store, content_key
+from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 from .experiment import GridConfig, parse_seeds, reference_metrics, run_method, to_frame
-from .methods import Param
-from .store import Store, content_key
-from .training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 
 #: Bump when the objective or the trial protocol changes (new study names).
 HPO_VERSION = 1
@@ -290,7 +290,7 @@ class Setup:
         return self._refs[seed]
 
     def run(self, method: str, seed: int, hparams: Mapping[str, Any] | None = None) -> dict:
-        """One cached :func:`~unlearnlib.experiment.run_method` row."""
+        """One cached :func:`~unlearnlib.studies.experiment.run_method` row."""
         return run_method(method, self.refs(seed), self.splits, dict(hparams or {}), self.store)[0]
 
 
