@@ -66,6 +66,43 @@ def test_caller_model_untouched_and_seed_determinism(key, splits, refs):
     assert not _same_weights(a, c)  # another seed, another batch order
 
 
+def _loop_configs(module, monkeypatch) -> list[LoopConfig]:
+    """Record every LoopConfig ``module`` passes to the shared loop."""
+    seen: list[LoopConfig] = []
+    real = module.run_loop
+
+    def spy(model, retain, forget, loss_fn, cfg, seed, **kw):
+        seen.append(cfg)
+        return real(model, retain, forget, loss_fn, cfg, seed, **kw)
+
+    monkeypatch.setattr(module, "run_loop", spy)
+    return seen
+
+
+def test_srl_keeps_a_constant_learning_rate(splits, refs, monkeypatch):
+    """Deep Unlearn's SRL builds a scheduler and discards it: SGD at a constant lr."""
+    from unlearnlib.methods import srl
+
+    seen = _loop_configs(srl, monkeypatch)
+    methods.get("srl")(refs.original, _data(splits, refs), epochs=1)
+    assert [(c.schedule, c.momentum, c.lr, c.driver) for c in seen] == [("constant", 0.9, 0.1, "union")]
+
+
+def test_ngplus_follows_deep_unlearn(splits, refs, monkeypatch):
+    """Optimiser weight decay 0, proximal weight 0 and not searched, alpha searched; BatchNorm
+    mode an explicit choice with train mode by default (METHODS.md "do better")."""
+    from unlearnlib.methods import ngplus
+
+    m = methods.get("ngplus")
+    assert (m.defaults["weight_decay"], m.defaults["lam"], m.defaults["alpha"]) == (0.0, 0.0, 0.95)
+    assert (m.defaults["lr"], m.defaults["epochs"], m.defaults["batch_size"]) == (0.01, 10, 256)
+    assert "lam" not in m.search_space and "alpha" in m.search_space
+    assert m.defaults["bn_mode"] == "train"
+    seen = _loop_configs(ngplus, monkeypatch)
+    m(refs.original, _data(splits, refs), epochs=1)
+    assert [(c.weight_decay, c.momentum, c.schedule, c.bn_mode) for c in seen] == [(0.0, 0.9, "constant", "train")]
+
+
 def test_retrain_follows_the_protocol(splits, refs):
     """retrain = same init, same recipe and data-order seed, D_r only: the cached gold model."""
     out = methods.get("retrain")(refs.original, _data(splits, refs))

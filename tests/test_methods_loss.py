@@ -13,6 +13,7 @@ from unlearnlib.data import Split, Splits, load_splits
 from unlearnlib.evaluation import accuracy, per_sample_loss
 from unlearnlib.evaluation.entropy_mia import entropy_mia
 from unlearnlib.methods import UnlearnData
+from unlearnlib.methods import scrub as scrub_mod
 from unlearnlib.methods.amnesiac import wrong_labels
 from unlearnlib.methods.bt import incompetent_teacher
 from unlearnlib.methods.kde import reset_first_conv_and_head
@@ -24,7 +25,7 @@ from unlearnlib.methods.nabla_tau import (
     num_forget_epochs,
 )
 from unlearnlib.methods.salun import saliency_mask
-from unlearnlib.methods.scrub import lr_factor, select_epoch
+from unlearnlib.methods.scrub import forget_validation, lr_factor, select_epoch
 from unlearnlib.store import Store
 from unlearnlib.training import Recipe, train_reference_models
 
@@ -34,7 +35,7 @@ FAST = {
     "kde": {"epochs": 1, "retain_epochs": 1, "batch_size": 128, "lr": 0.01, "retain_lr": 0.01},
     "bt": {"epochs": 1},
     "salun": {"epochs": 2},
-    "scrub": {"epochs": 2, "msteps": 2, "batch_size": 256, "forget_batch_size": 128, "lr": 3e-3},
+    "scrub": {"epochs": 2, "msteps": 2, "batch_size": 256, "forget_batch_size": 128, "lr": 0.02},
     "amnesiac": {"epochs": 1, "lr": 1e-3},
     "gd": {"epochs": 1},
     "ngd": {"epochs": 1},
@@ -115,6 +116,13 @@ def test_salun_mask_is_global_top_fraction(splits, refs):
         saliency_mask(model, splits.forget, threshold=1.5)
 
 
+def test_salun_momentum_is_deep_unlearns_fixed_09():
+    """Deep Unlearn's search fixes SGD momentum at 0.9 (it is not a search dimension)."""
+    m = methods.get("salun")
+    assert m.defaults["momentum"] == 0.9 and "momentum" not in m.search_space
+    assert (m.defaults["lr"], m.defaults["weight_decay"], m.defaults["threshold"]) == (0.01, 0.0, 0.5)
+
+
 def test_salun_leaves_masked_parameters_untouched(splits, refs):
     """Even with momentum and weight decay, masked-out entries end at the original weights."""
     masks = saliency_mask(methods.get("original")(refs.original, _data(splits, refs)), splits.forget, 0.5)
@@ -134,17 +142,94 @@ def test_salun_leaves_masked_parameters_untouched(splits, refs):
 def test_scrub_lr_decay_and_selection_rule():
     assert [lr_factor(e, 10) for e in range(1, 11)] == pytest.approx(
         [1, 1, 1, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.001])
-    assert select_epoch([0.0, 0.3, 0.5, 0.1], val_error=0.35) == 2
-    assert select_epoch([0.2, 0.4, 0.2], val_error=0.3) == 3  # ties: the later epoch
+    # scrubv2's 5 epochs: milestones int(2.5), int(4.0), int(4.5) = 2, 4, 4
+    assert [lr_factor(e, 5) for e in range(1, 6)] == pytest.approx([1, 1, 0.1, 0.1, 0.001])
+    # index 0 is the original model, index e the model after e epochs
+    assert select_epoch([0.0, 0.3, 0.5, 0.1], target=0.35) == 1
+    assert select_epoch([0.0, 0.2, 0.4, 0.2], target=0.3) == 1  # ties: the first (Python's min)
+    assert select_epoch([0.3, 0.0, 0.1], target=0.3) == 2  # the original is closest: scrubv2 keeps the final
+    with pytest.raises(ValueError, match="No epoch"):
+        select_epoch([0.0], target=0.1)
+
+
+def test_scrub_is_scrubv2(splits, refs, monkeypatch):
+    """Deep Unlearn's SCRUB: SGD momentum 0.9, weight decay 5e-4, 5 epochs; beta and
+    smoothing (no effect there) are not hyperparameters; forget batches {64, 128, 256}."""
+    m = methods.get("scrub")
+    d = m.defaults
+    assert (d["epochs"], d["lr"], d["weight_decay"], d["batch_size"], d["forget_batch_size"]) == (5, 5e-4, 5e-4, 32, 64)
+    assert (d["gamma"], d["alpha"], d["msteps"], d["kd_T"]) == (1.0, 0.5, 3, 2.0)
+    assert not {"beta", "smoothing", "momentum"} & set(m.defaults)
+    assert m.search_space["forget_batch_size"].choices == (64, 128, 256)
+    assert m.search_space["batch_size"].choices == (64, 128, 256)
+    seen = []
+    real = scrub_mod.run_loop
+
+    def spy(model, retain, forget, loss_fn, cfg, seed, **kw):
+        seen.append((cfg.driver, cfg.optimizer, cfg.momentum, cfg.weight_decay, cfg.lr, cfg.batch_size))
+        return real(model, retain, forget, loss_fn, cfg, seed, **kw)
+
+    monkeypatch.setattr(scrub_mod, "run_loop", spy)
+    m(refs.original, _data(splits, refs, max_sample_grads=2000), **{**FAST["scrub"], "msteps": 1})
+    assert seen[0][:4] == ("forget", "sgd", 0.9, 5e-4) and seen[0][5] == 128
+    assert seen[1][:4] == ("retain", "sgd", 0.9, 5e-4) and seen[1][5] == 256
 
 
 def test_scrub_returns_the_epoch_it_says(splits, refs):
     out = _run("scrub", splits, refs)
     info = out.scrub_info
-    assert len(info["forget_errors"]) == FAST["scrub"]["epochs"] and out.scrub_selected_epoch == info["selected_epoch"]
-    assert info["selected_epoch"] == select_epoch(info["forget_errors"], info["val_error"])
+    assert len(info["forget_errors"]) == FAST["scrub"]["epochs"] + 1
+    assert info["forget_errors"][0] == pytest.approx(1 - accuracy(refs.original, splits.forget))
+    assert out.scrub_selected_epoch == info["selected_epoch"] >= 1
+    assert info["selected_epoch"] == select_epoch(info["forget_errors"], info["target_error"])
     # the returned weights are that epoch's: their forget error is the one recorded for it
-    assert 1 - accuracy(out, splits.forget) == pytest.approx(info["forget_errors"][out.scrub_selected_epoch - 1])
+    assert 1 - accuracy(out, splits.forget) == pytest.approx(info["forget_errors"][out.scrub_selected_epoch])
+
+
+def test_forget_validation_keeps_the_forgotten_classes():
+    def split(y):
+        y = torch.tensor(y)
+        return Split(torch.arange(len(y), dtype=torch.float32)[:, None], y, torch.arange(len(y)))
+
+    val = split([0, 1, 2, 3, 3, 1])
+    sub = forget_validation(val, split([3, 3]))
+    assert sub.y.tolist() == [3, 3] and sub.index.tolist() == [3, 4]
+    assert forget_validation(val, split([1, 2, 0, 3])).index.tolist() == list(range(6))  # every class: all of D_v
+    with pytest.raises(ValueError, match="no sample"):
+        forget_validation(val, split([7]))
+
+
+def _final_scrub_model(model, data, monkeypatch, **hp):
+    """SCRUB's last-epoch model: the same (deterministic) run with the selection forced to the end."""
+    monkeypatch.setattr(scrub_mod, "select_epoch", lambda errors, target: len(errors) - 1)
+    final = methods.get("scrub")(model, data, **hp)
+    monkeypatch.undo()
+    return final
+
+
+def test_scrub_selects_against_the_forgotten_classes_val_error(splits, refs, monkeypatch):
+    """Class forgetting: the target is the final model's error on the validation samples of
+    the forgotten class (SCRUB; scrubv2), not its overall validation error."""
+    pool = Split.concat(splits.retain, splits.forget)
+    is3 = pool.y == 3
+    data = UnlearnData(pool.subset(torch.nonzero(~is3).squeeze(1)), pool.subset(torch.nonzero(is3).squeeze(1)),
+                       splits.val, splits.num_classes, seed=0)
+    hp = FAST["scrub"]
+    out = methods.get("scrub")(refs.original, data, **hp)
+    final = _final_scrub_model(refs.original, data, monkeypatch, **hp)
+    val3 = splits.val.subset(torch.nonzero(splits.val.y == 3).squeeze(1))
+    want = 1 - accuracy(final, val3)
+    assert out.scrub_info["target_error"] == pytest.approx(want)
+    assert out.scrub_info["forget_classes"] == [3]
+    assert abs(want - (1 - accuracy(final, splits.val))) > 0.05  # the two targets differ here
+
+
+def test_scrub_target_for_a_random_forget_set_is_the_val_error(splits, refs, monkeypatch):
+    data = _data(splits, refs, max_sample_grads=BUDGET.get("scrub"))
+    out = _run("scrub", splits, refs)
+    final = _final_scrub_model(refs.original, data, monkeypatch, **FAST["scrub"])
+    assert set(out.scrub_info["forget_classes"]) == set(range(splits.num_classes))
+    assert out.scrub_info["target_error"] == pytest.approx(1 - accuracy(final, splits.val))
 
 
 # --------------------------------------------------------------------------- KDE, Amnesiac, GD, NGD
@@ -216,6 +301,23 @@ def test_nabla_tau_schedule_formulas():
     assert num_forget_epochs(2640, 1440, 256) == int(11 / 12 * 6) == 5
     assert num_forget_epochs(10, 10_000, 256) == 1
     assert forget_fraction(2640, 1440, 720) == pytest.approx(0.3)
+
+
+def _bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+
+
+def test_nabla_tau_runs_in_eval_mode_by_default(splits, refs):
+    """The reference runs everything in net.eval(): BatchNorm keeps the original statistics."""
+    assert methods.get("nabla_tau").defaults["bn_mode"] == "eval"
+    before = _bn_buffers(refs.original)
+    assert before  # cnn1d has BatchNorm
+    out = _run("nabla_tau", splits, refs)
+    assert not _same_weights(out, refs.original)
+    assert all(torch.equal(v, before[k]) for k, v in _bn_buffers(out).items())
+    trained = methods.get("nabla_tau")(refs.original, _data(splits, refs, max_sample_grads=BUDGET["nabla_tau"]),
+                                       bn_mode="train")
+    assert not all(torch.equal(v, before[k]) for k, v in _bn_buffers(trained).items())
 
 
 @pytest.fixture(scope="module")

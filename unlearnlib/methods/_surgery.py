@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -19,8 +18,8 @@ from torch import nn
 
 from ..data import Split
 from ..models import model_blocks
-from . import UnlearnData
-from ._loop import Batch, LoopConfig, run_loop
+from . import STD_SPACE, Float, Int, UnlearnData
+from ._loop import Batch, LoopConfig, LossFn, run_loop
 
 CONV = (nn.Conv1d, nn.Conv2d)
 BATCH_NORM = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -51,6 +50,13 @@ def weight_layers(model: nn.Module, method: str) -> list[tuple[str, nn.Module]]:
     if not (convs or linears):
         raise ValueError(f"{method} needs convolution or Linear layers; {type(model).__name__} has neither.")
     return convs or linears
+
+
+def first_weight_layer(model: nn.Module, method: str) -> tuple[str, nn.Module]:
+    """The model's first convolution in module order; for a model without any, its first
+    Linear layer (the input projection of an MLP)."""
+    name, layer = weight_layers(model, method)[0]
+    return name, layer
 
 
 def head_modules(model: nn.Module) -> list[nn.Module]:
@@ -111,10 +117,12 @@ def freeze(modules: list[nn.Module]) -> Iterator[None]:
 
 
 @torch.no_grad()
-def reinit_(module: nn.Module) -> None:
+def reinit_(module: nn.Module, reset_running_stats: bool = True) -> None:
     """Deep Unlearn's re-initialisation: Kaiming-uniform (fan_out, relu) convolutions,
-    Xavier-uniform linear layers, zero biases, BatchNorm weight 1 / bias 0 and fresh
-    running statistics."""
+    Xavier-uniform linear layers, zero biases, BatchNorm weight 1 / bias 0.
+
+    ``reset_running_stats`` also resets the BatchNorm running mean / variance to 0 / 1;
+    Deep Unlearn's ``init_weights`` leaves them as they were (``False``)."""
     for m in module.modules():
         if isinstance(m, CONV):
             nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -125,7 +133,10 @@ def reinit_(module: nn.Module) -> None:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, BATCH_NORM):
-            m.reset_parameters()  # weight 1, bias 0, running mean 0 / var 1
+            if reset_running_stats:
+                m.reset_running_stats()
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 def fan_in(weight: torch.Tensor) -> int:
@@ -206,6 +217,26 @@ def mean_grad(model: nn.Module, split: Split, sign: float = 1.0, chunk: int = 51
 
 # --------------------------------------------------------------------------- fine-tuning
 
+#: The dimensions of Deep Unlearn's CF-k / EU-k search that have an effect there (its
+#: ``sgda_learning_rate``, ``momentum`` and ``training_epoch_factor`` are searched but unused).
+FK_SPACE = {"lr": STD_SPACE["lr"], "batch_size": STD_SPACE["batch_size"], "epochs": STD_SPACE["epochs"],
+            "k": Int(1, 10), "lam": Float(1e-5, 1e-1, log=True), "decay_rate": Float(0.0, 1.0)}
+
+
+def proximal_ce_loss(params: list[nn.Parameter], lam: float, transform: Callable | None = None) -> LossFn:
+    """``loss(m, f, r) = CE(m(transform(r.x)), r.y) + lam/2 * ||params - anchor||^2`` with the
+    anchor the values of ``params`` now (the reference's ``l2_penalty`` to ``model_init``,
+    a copy taken when ``fk_finetune`` starts)."""
+    anchor = [p.detach().clone() for p in params]
+
+    def loss(m: nn.Module, f: Batch | None, r: Batch) -> torch.Tensor:
+        out = F.cross_entropy(m(transform(r.x) if transform else r.x), r.y)
+        if lam:
+            out = out + lam / 2 * sum((p - p0).pow(2).sum() for p, p0 in zip(params, anchor, strict=True))
+        return out
+
+    return loss
+
 
 def remaining_budget(data: UnlearnData, used: int) -> int | None:
     """What is left of ``data.max_sample_grads`` after ``used`` per-sample gradients."""
@@ -213,11 +244,12 @@ def remaining_budget(data: UnlearnData, used: int) -> int | None:
 
 
 def step_decay_epochs(epochs: int, decay_rate: float, fractions=(0.5, 0.8, 0.9)) -> list[tuple[int, float]]:
-    """Segments ``(n_epochs, lr_factor)`` of a step decay by ``decay_rate`` at
-    ceil(f * epochs) for each fraction f (SCRUB's 50/80/90% milestones); the first
-    epoch always runs at the full learning rate."""
-    milestones = [math.ceil(f * epochs) for f in fractions]
-    factors = [decay_rate ** sum(e >= m for m in milestones) for e in range(epochs)]
+    """Segments ``(n_epochs, lr_factor)`` of the step decay of SCRUB's and Deep Unlearn's
+    ``fk_finetune``: epoch e (0-based) runs at ``decay_rate ** m``, m the number of
+    milestones int(f * epochs) it exceeds. E = 10: 6 epochs at 1, 3 at 0.1, 1 at 0.01;
+    the first epoch always runs at the full rate (E = 1: no decay)."""
+    milestones = [int(f * epochs) for f in fractions]
+    factors = [decay_rate ** sum(e > m for m in milestones) for e in range(epochs)]
     segments: list[tuple[int, float]] = []
     for f in factors:
         if segments and segments[-1][1] == f:
@@ -237,19 +269,16 @@ def step_decay_finetune(
     batch_size: int,
     decay_rate: float,
     bn_mode: str,
-    used_grads: int = 0,
 ) -> None:
-    """Plain SGD (momentum 0, no weight decay) on D_r with step decay, run as one
-    shared-loop call per constant-lr segment. With momentum 0 the optimiser has no
-    state, so the segments are exactly one run with a step schedule."""
-    for i, (n_ep, factor) in enumerate(step_decay_epochs(int(epochs), decay_rate)):
-        budget = remaining_budget(data, used_grads)
-        if budget == 0:
-            break
-        cfg = LoopConfig(n_ep, lr * factor, batch_size, momentum=0.0, weight_decay=0.0,
-                         schedule="constant", driver="retain", bn_mode=bn_mode)
-        log = run_loop(model, data.retain, data.forget, loss_fn, cfg, data.seed + 7919 * i,
-                       max_sample_grads=budget, params=params)
-        used_grads += log.sample_grads
-        if log.stopped_by_budget:
-            break
+    """Plain SGD (momentum 0, no weight decay) on D_r for ``epochs`` epochs, the learning
+    rate following :func:`step_decay_epochs` epoch by epoch (one run of the shared loop)."""
+    epochs = int(epochs)
+    factors = [f for n_ep, f in step_decay_epochs(epochs, decay_rate) for _ in range(n_ep)]
+
+    def schedule(step: int, steps_per_epoch: int) -> float:
+        return factors[min(step // steps_per_epoch, len(factors) - 1)] if factors else 1.0
+
+    cfg = LoopConfig(epochs, lr, batch_size, momentum=0.0, weight_decay=0.0,
+                     schedule=schedule, driver="retain", bn_mode=bn_mode)
+    run_loop(model, data.retain, data.forget, loss_fn, cfg, data.seed,
+             max_sample_grads=data.max_sample_grads, params=params)

@@ -19,11 +19,15 @@ is one pass over D_f (a retain batch beside every forget batch).
   passes over D_r; batch 256; AdamW lr 1e-3, weight decay 0.01 (PyTorch's AdamW default).
 - ``gap``: ``one-sided`` ReLU(tau - L_f)^2 (the image variant, default) or
   ``two-sided`` (tau - L_f)^2 (the text variant).
-- ``bn_mode``: BatchNorm statistics updated (``train``, default) or frozen (``eval``).
+- ``bn_mode``: the reference runs the whole loop in ``net.eval()``, so the default
+  is ``eval`` (BatchNorm normalises with, and keeps, the original running
+  statistics); ``train`` (statistics updated) is offered as an explicit choice.
 
 The learning rate follows the paper's LinearLR(1.0 -> 0.1) stepped once per
-outer epoch. Departure from the reference: retain batches continue one reshuffled stream over D_r instead
-of restarting a loader every outer epoch, so D_r is covered evenly.
+outer epoch. Departure from the reference: retain batches continue one reshuffled
+stream over D_r; the reference restarts its retain loader every
+n_retain_batches // n_forget_batches outer epochs, so when the division is not
+exact the last retain batches of each pass are never drawn.
 The run's alpha_0, forget_epochs and tau values are recorded on the returned
 model as ``nabla_tau_info``.
 """
@@ -86,7 +90,7 @@ def nabla_tau_loss(loss_f: torch.Tensor, loss_r: torch.Tensor, tau: float, alpha
     "nabla_tau",
     name="nabla-tau (adaptive gradient ascent)",
     paper="Trippa et al. 2024, nabla-tau: Gradient-based and Task-Agnostic Machine Unlearning (arXiv 2403.14339).",
-    defaults={"lr": 1e-3, "batch_size": 256, "weight_decay": 0.01, "gap": "one-sided", "bn_mode": "train"},
+    defaults={"lr": 1e-3, "batch_size": 256, "weight_decay": 0.01, "gap": "one-sided", "bn_mode": "eval"},
     search_space={"gap": Choice(*GAPS)},
 )
 def unlearn(

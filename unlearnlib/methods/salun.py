@@ -6,13 +6,24 @@
 2. Successive random relabeling (as ``srl``: D_r u D_f shuffled, forget labels
    redrawn uniformly at every access) with gradients multiplied by the mask.
 Defaults from Deep Unlearn (Cadet et al. 2024): threshold 0.5, lr 0.01,
-momentum 0, weight decay 0, 10 epochs, batch 256.
+weight decay 0, 10 epochs, batch 256, constant learning rate, and momentum 0.9:
+its search fixes the momentum at 0.9 (``settings.HP_MOMENTUM``), so every tuned
+run it reports used 0.9 (its untuned default config has 0). Search space: the
+shared lr / weight decay / batch / epochs space plus threshold in [0, 1].
 
-Departures from the reference code ("do better" fixes): the mask lives on the
-parameters' device (the reference hard-coded CUDA); masked-out entries are
-restored after every optimiser step (``run_loop``'s ``keep_fixed``), so
-neither weight decay nor momentum can move them: they end exactly at the
-original weights whatever the optimiser settings.
+Departures from the reference code:
+- ("do better") the mask lives on the parameters' device (the reference
+  hard-coded CUDA); masked-out entries are restored after every optimiser step
+  (``run_loop``'s ``keep_fixed``), so neither weight decay nor momentum can move
+  them: they end exactly at the original weights whatever the optimiser settings.
+- The saliency is the plain sum of the per-batch gradients. Deep Unlearn's
+  ``save_gradient_ratio`` zeroes the gradients through an optimiser that holds
+  the OTHER model's parameters, so the copy's gradients accumulate and batch b
+  of B is counted B - b + 1 times (a weighting that depends on the shuffle).
+- The mask-optimiser settings Deep Unlearn searches (``mask_optimizer.*``) have
+  no effect on the mask there, so they are not hyperparameters here.
+- BatchNorm mode of the relabelling phase is an explicit hyperparameter (train
+  by default, as the reference's ``model.train()``).
 """
 
 from __future__ import annotations
@@ -65,7 +76,7 @@ def saliency_mask(model: nn.Module, forget: Split, threshold: float, batch_size:
     "salun",
     name="Saliency Unlearning",
     paper="Fan et al. 2024, SalUn (ICLR, arXiv 2310.12508); Cadet et al. 2024, Deep Unlearn.",
-    defaults={"epochs": 10, "lr": 0.01, "batch_size": 256, "momentum": 0.0, "weight_decay": 0.0,
+    defaults={"epochs": 10, "lr": 0.01, "batch_size": 256, "momentum": 0.9, "weight_decay": 0.0,
               "threshold": 0.5, "bn_mode": "train"},
     search_space={**STD_SPACE, "threshold": Float(0.0, 1.0)},
 )

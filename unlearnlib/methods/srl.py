@@ -1,8 +1,13 @@
 """``srl``: successive random relabeling (Graves et al. 2021, "Amnesiac ML"; Deep Unlearn).
 
 Each epoch iterates D_r u D_f shuffled; every time a forget sample is drawn its
-label is redrawn uniformly at random, then CE is minimised. Settings as FT
-(Cadet et al. 2024, arXiv 2410.01276).
+label is redrawn uniformly at random, then CE is minimised with SGD (momentum
+0.9) at a CONSTANT learning rate: Deep Unlearn's ``successive_random_labels.py``
+builds a scheduler and discards it. Other settings as FT (Cadet et al. 2024,
+arXiv 2410.01276): 5 epochs, lr 0.1, batch 256, weight decay 5e-4.
+
+Departure from the reference code: BatchNorm mode is an explicit hyperparameter
+(train mode by default, as in the reference's ``model.train()``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ def unlearn(
         y = torch.where(r.is_forget, random_y, r.y)
         return F.cross_entropy(m(r.x), y)
 
-    cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="cosine",
+    cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="constant",
                      driver="union", bn_mode=bn_mode)
     run_loop(model, data.retain, data.forget, loss, cfg, data.seed, max_sample_grads=data.max_sample_grads)
     return model
