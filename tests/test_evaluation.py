@@ -89,3 +89,47 @@ def test_accuracy_loss_entropy_on_a_fixed_model():
     assert loss[0].item() == pytest.approx(math.log(1 + math.exp(-2)))
     assert loss[3].item() == pytest.approx(math.log(2))
     assert per_sample_entropy(model, split)[3].item() == pytest.approx(math.log(2))
+
+
+def test_retdev_is_a_difference_where_the_reference_accuracy_is_zero():
+    # class forgetting: FA_R = 0, so FR is undefined; the term is |FA - FA_R|
+    assert retdev(0.9, 0.3, 0.7, 0.9, 0.0, 0.7) == pytest.approx(0.3)
+    assert retdev(0.9, 0.0, 0.7, 0.9, 0.0, 0.7) == 0.0
+    assert math.isnan(ratios(0.9, 0.3, 0.7, 0.9, 0.0, 0.7)["fr"])
+
+
+def test_l2_distance_counts_only_trainable_parameters():
+    a, b = nn.Linear(2, 1), nn.Linear(2, 1)
+    with torch.no_grad():
+        a.weight.fill_(1.0), a.bias.fill_(0.0), b.weight.fill_(0.0), b.bias.fill_(5.0)
+    a.bias.requires_grad_(False)
+    b.bias.requires_grad_(False)
+    assert l2_distance(a, b) == pytest.approx(math.sqrt(2.0))  # the frozen bias (5 apart) is left out
+
+
+def test_class_forgetting_scores_the_retrained_model_best(device):
+    """On class:3 the retrained model must score best by Deep Unlearn's objective; measured
+    against chance, its val MIA (~0.93: it never saw the class) ranked it below the original."""
+    from conftest import FAST_RECIPE
+
+    from unlearnlib.data import load_splits
+    from unlearnlib.evaluation import compare_to_reference, evaluate_model
+    from unlearnlib.store import Store
+    from unlearnlib.studies.hpo import objective_norm, objective_vector
+    from unlearnlib.training import train_reference_models
+
+    splits = load_splits("mnist1d", "class:3", device=device)
+    refs = train_reference_models(splits, "cnn1d", 0, FAST_RECIPE, Store(), show_progress=False)
+    ret, orig = evaluate_model(refs.retrained, splits), evaluate_model(refs.original, splits)
+    assert ret["forget_acc"] < 0.05 and orig["forget_acc"] > 0.95
+    assert ret["mia_val"] > 0.8  # the case the old objective got wrong
+    norm = {name: objective_norm(objective_vector(m, ret, forget="class:3")) for name, m in
+            (("retrain", ret), ("original", orig))}
+    assert norm["retrain"] == 0.0 and norm["original"] > 0.5
+    # Deep Unlearn's term against chance (what random forget sets keep) prefers the original here
+    du = {name: objective_norm(objective_vector(m, ret, forget="random:0.1")) for name, m in
+          (("retrain", ret), ("original", orig))}
+    assert du["retrain"] > du["original"]
+    assert compare_to_reference(ret, ret)["retdev"] == 0.0
+    assert compare_to_reference(orig, ret)["retdev"] > 0.9  # FA 1 against 0 counts in full
+    assert compare_to_reference(orig, ret)["indisc_retrained"] < 0.5

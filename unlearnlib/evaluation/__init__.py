@@ -6,12 +6,20 @@ Formulas follow ../shared/reference/EVALUATION.md (Deep Unlearn, Cadet et al.
 
 from .accuracy import accuracy, logits, per_sample_entropy, per_sample_loss
 from .entropy_mia import entropy_mia, loss_entropy_features
-from .metrics import indiscernibility, l2_distance, ratios, retdev, rte
+from .metrics import (
+    deviation,
+    indiscernibility,
+    indiscernibility_to,
+    l2_distance,
+    ratios,
+    retdev,
+    rte,
+)
 from .mia import population_mia
 from .report import compare_to_reference, evaluate_model
 
 __all__ = [
     "accuracy", "logits", "per_sample_loss", "per_sample_entropy",
-    "population_mia", "indiscernibility", "retdev", "ratios", "rte", "l2_distance",
+    "population_mia", "indiscernibility", "indiscernibility_to", "deviation", "retdev", "ratios", "rte", "l2_distance",
     "evaluate_model", "compare_to_reference", "entropy_mia", "loss_entropy_features",
 ]

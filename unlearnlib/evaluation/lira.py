@@ -14,6 +14,20 @@
   Departure from Deep Unlearn's U-LiRA: Gaussians are fitted to phi, not to 0/1
   correctness (../shared/reference/EVALUATION.md).
 
+Reported: AUC, TPR at FPR 1% / 0.1% (largest TPR with FPR strictly below, as
+the authors' ``plot.py``), balanced accuracy at each mode's own decision
+threshold (:func:`decision_threshold`) and the best balanced accuracy over all
+thresholds (the only accuracy the authors' code reports).
+
+Departures from the authors' code (tensorflow/privacy ``research/mi_lira_2021``):
+one phi per model and sample (no augmentations averaged); Gaussians centred on
+the mean, not the median; offline is the paper's one-sided test (Alg. 1), where
+``plot.py`` ranks by the two-sided -log N(phi; mu_out, s_out^2); fixed variance
+is the mean of the per-sample variances of each distribution, where ``plot.py``
+takes the standard deviation of all in-values (pooled over samples) for both;
+a fit to fewer than two observations takes that pooled variance instead of a
+(floored) zero variance.
+
 Shadow protocol (:class:`ShadowConfig`). The population is a fixed random part
 of D_r u D_f. A fraction of it are *targets*; the rest (the core) is in every
 shadow's training set. Shadow k trains on the core plus a random half of the
@@ -49,6 +63,11 @@ from ..training import Recipe, default_recipe, model_spec
 MODES = ("online", "offline", "fixed_variance")
 #: Variance floor: keeps a Gaussian fitted to (nearly) identical values finite.
 VAR_FLOOR = 1e-6
+#: Each mode's own decision threshold on its score ("in" above it). Online and
+#: fixed variance: log likelihood ratio 0 (ratio 1, the Bayes rule of the balanced
+#: game). Offline: log 1/2, i.e. Pr[Z <= phi] > 1/2 with Z ~ N(mu_out, s_out^2), phi
+#: above the out-median: see :func:`decision_threshold`.
+DECISION_THRESHOLDS = {"online": 0.0, "fixed_variance": 0.0, "offline": float(np.log(0.5))}
 
 
 # --------------------------------------------------------------------------- the statistic
@@ -88,7 +107,11 @@ def loo_gaussians(
     ``mask`` holds, leaving out every row of the same group (leave-one-split-out).
 
     ``x`` and ``mask`` are (M, N); ``groups`` (M,) assigns rows to groups (default:
-    each row its own group). Variances are the maximum-likelihood ones, floored.
+    each row its own group). Variances are the maximum-likelihood ones, floored at
+    :data:`VAR_FLOOR`; a fit to fewer than two observations has no variance (NaN:
+    missing, :func:`lira_scores` uses the pooled one) and one to none no mean.
+    Without this a single observation got the floor variance, a Gaussian of
+    width 1e-3 that saturated every score it entered.
     """
     x = np.asarray(x, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
@@ -100,8 +123,17 @@ def loo_gaussians(
     ss = ss.sum(0) - ss[groups]
     with np.errstate(invalid="ignore", divide="ignore"):
         mu = s / c
-        var = np.maximum(ss / c - mu * mu, VAR_FLOOR)
+        var = np.where(c >= 2, np.maximum(ss / c - mu * mu, VAR_FLOOR), np.nan)
     return mu, var, c
+
+
+def _pooled_where_missing(var: np.ndarray) -> np.ndarray:
+    """``var`` with NaN entries replaced by the mean of the others (the fixed variance)."""
+    var = np.asarray(var, dtype=np.float64)
+    missing = np.isnan(var)
+    if not missing.any() or missing.all():
+        return var
+    return np.where(missing, var[~missing].mean(), var)
 
 
 def lira_scores(
@@ -116,10 +148,14 @@ def lira_scores(
     - ``offline``: log Pr[Z < t], Z ~ N(mu_out, var_out) (one-sided; in-models unused)
     - ``fixed_variance``: online with one variance per distribution, the mean over
       all samples (Carlini et al. 2022: better with few shadows)
+
+    A missing (NaN) variance, a fit to fewer than two observations, is replaced by
+    that distribution's fixed (pooled) variance in every mode.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown LiRA mode {mode!r}; allowed: {', '.join(MODES)}.")
     t = np.asarray(target, dtype=np.float64)
+    var_in, var_out = _pooled_where_missing(var_in), _pooled_where_missing(var_out)
     if mode == "offline":
         return norm.logcdf(t, loc=mu_out, scale=np.sqrt(var_out))
     if mode == "fixed_variance":
@@ -131,15 +167,35 @@ def lira_scores(
 # --------------------------------------------------------------------------- attack metrics
 
 
+def decision_threshold(mode: str) -> float:
+    """The score above which ``mode`` declares "in" (:data:`DECISION_THRESHOLDS`).
+
+    Online / fixed variance: log likelihood ratio 0. Offline: log 1/2. Carlini et
+    al. 2022 (Alg. 1) score offline by Lambda = 1 - Pr[Z > phi], Z ~ N(mu_out,
+    s_out^2), a one-sided test of "out" that flags large Lambda; they set no
+    operating point (tensorflow/privacy ``mi_lira_2021/plot.py`` reports only the
+    best accuracy over all thresholds). Under a known "out" Lambda is uniform on [0, 1],
+    and 1/2 is its median, phi = mu_out: the point the equal-variance likelihood-
+    ratio threshold mu_out + (mu_in - mu_out) / 2 tends to as the in-shift
+    vanishes, the regime of nearly-forgotten samples; it needs nothing but the out
+    fit. (Thresholding log Lambda <= 0 at 0 flags nothing: accuracy 0.5 always.)
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown LiRA mode {mode!r}; allowed: {', '.join(MODES)}.")
+    return DECISION_THRESHOLDS[mode]
+
+
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, at: float) -> float:
-    """Largest TPR whose FPR does not exceed ``at`` (on an roc_curve)."""
-    ok = fpr <= at
+    """Largest TPR whose FPR is strictly below ``at`` (on an roc_curve), as the
+    authors' ``plot.py`` (``tpr[np.where(fpr < .001)[0][-1]]``)."""
+    ok = fpr < at
     return float(tpr[ok].max()) if ok.any() else 0.0
 
 
 def attack_metrics(pos: np.ndarray, neg: np.ndarray, threshold: float = 0.0) -> dict[str, float]:
-    """AUC, TPR at FPR 1% and 0.1%, balanced accuracy at ``threshold`` (the likelihood
-    ratio 1 for log-ratio scores) and the best balanced accuracy over thresholds."""
+    """AUC, TPR at FPR 1% and 0.1%, balanced accuracy at ``threshold`` ("in" above it:
+    pass :func:`decision_threshold` of the scores' mode; 0 is the likelihood ratio 1)
+    and the best balanced accuracy over thresholds (the authors' ``acc``)."""
     pos, neg = np.asarray(pos, float), np.asarray(neg, float)
     pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
     if len(pos) == 0 or len(neg) == 0:
@@ -351,6 +407,14 @@ class ShadowRunner:
 
         return self._ensemble("retrained-reference", build)
 
+    @property
+    def scale(self):
+        """The sizes a method's default epoch counts scale with on one shadow row."""
+        from ..methods import DataScale
+
+        return DataScale(int(self.shadows.retain_masks[0].sum()), int(self.shadows.forget_masks[0].sum()),
+                         int(self.recipe.epochs))
+
     def unlearned(self, method: str, hparams: dict | None = None):
         """Every row's original, unlearned with ``method`` (seed = the row's unlearn seed)."""
         from .. import methods
@@ -358,7 +422,7 @@ class ShadowRunner:
 
         if method == "original":
             return self.originals()
-        hp = methods.get(method).resolve_hparams(hparams)
+        hp = methods.get(method).resolve_hparams(hparams, self.scale)
 
         def build():
             orig, _ = self.originals()
@@ -379,7 +443,7 @@ class ShadowRunner:
         for the NeurIPS score's reference models)."""
         from .. import methods
 
-        hp = {} if method == "retrained-reference" else methods.get(method).resolve_hparams(hparams)
+        hp = {} if method == "retrained-reference" else methods.get(method).resolve_hparams(hparams, self.scale)
         rows = np.arange(self.shadows.rows)
 
         def build():
@@ -402,7 +466,8 @@ class ULiRAResult:
 
     ``scores`` is (M, N) with NaN where the pair is not part of the game;
     ``positive`` / ``negative`` mark the game's pairs; ``per_sample_accuracy``
-    is each target's balanced accuracy at likelihood ratio 1.
+    is each target's balanced accuracy at the mode's decision threshold
+    (:func:`decision_threshold`; ``metrics["threshold"]``).
     """
 
     method: str
@@ -429,6 +494,9 @@ def ulira(shadows: ShadowSet, out: ShadowOutputs, mode: str = "online") -> ULiRA
     from the unlearned rows that forgot x, "out" from all rows that never saw x,
     both over the other splits. With ``out`` = the originals this is plain
     LiRA (Carlini et al. 2022) with the forget sets as members.
+
+    ``metrics["accuracy"]`` and ``per_sample_accuracy`` use the mode's own
+    decision threshold; ``metrics["best_accuracy"]`` the best one of the pooled game.
     """
     P = shadows.config.partitions
     x = out.phi.astype(np.float64)
@@ -437,33 +505,37 @@ def ulira(shadows: ShadowSet, out: ShadowOutputs, mode: str = "online") -> ULiRA
     mu_u, var_u, _ = loo_gaussians(x, forget, shadows.split_of)
     mu_o, var_o, _ = loo_gaussians(x, never, shadows.split_of)
     scores = lira_scores(x, mu_u, var_u, mu_o, var_o, mode)
+    thr = decision_threshold(mode)
     part = (np.arange(x.shape[1])[None, :] % P) == (np.arange(len(x)) % P)[:, None]
     ok = np.isfinite(scores)
     positive, negative = forget & ok, never & part & ok
-    pos_hit = np.where(positive, scores > 0, False).sum(0) / np.maximum(positive.sum(0), 1)
-    neg_hit = np.where(negative, scores <= 0, False).sum(0) / np.maximum(negative.sum(0), 1)
+    pos_hit = np.where(positive, scores > thr, False).sum(0) / np.maximum(positive.sum(0), 1)
+    neg_hit = np.where(negative, scores <= thr, False).sum(0) / np.maximum(negative.sum(0), 1)
     targets = shadows.is_target.numpy() & (positive.sum(0) > 0) & (negative.sum(0) > 0)
     per_sample = np.where(targets, 0.5 * (pos_hit + neg_hit), np.nan)
-    metrics = attack_metrics(scores[positive], scores[negative])
-    metrics.update(n_positive=int(positive.sum()), n_negative=int(negative.sum()),
+    metrics = attack_metrics(scores[positive], scores[negative], thr)
+    metrics.update(threshold=thr, n_positive=int(positive.sum()), n_negative=int(negative.sum()),
                    n_targets=int(targets.sum()))
     return ULiRAResult(out.role, mode, np.where(positive | negative, scores, np.nan), positive, negative,
                        per_sample, metrics)
 
 
-def population_mia_on_shadows(shadows: ShadowSet, out: ShadowOutputs, n_models: int = 8, seed: int = 0) -> float:
+def population_mia_on_shadows(
+    shadows: ShadowSet, out: ShadowOutputs, n_models: int = 8, seed: int = 0, attacker: str = "scaled"
+) -> float:
     """Deep Unlearn's loss-based population MIA (forget vs test, logistic regression),
-    averaged over the first ``n_models`` shadow rows: what a population attack concludes."""
+    averaged over the first ``n_models`` shadow rows: what a population attack concludes.
+    ``attacker``: see :func:`~unlearnlib.evaluation.mia.population_mia`."""
     from .mia import population_mia
 
     forget = shadows.forget_masks.numpy()
-    vals = [population_mia(out.loss[r][forget[r]], out.test_loss[r], seed=seed)
+    vals = [population_mia(out.loss[r][forget[r]], out.test_loss[r], seed=seed, attacker=attacker)
             for r in range(min(n_models, len(out.loss)))]
     return float(np.mean(vals))
 
 
 __all__ = [
-    "phi", "loo_gaussians", "lira_scores", "attack_metrics", "tpr_at_fpr", "ShadowConfig", "ShadowSet",
-    "make_shadow_set", "ShadowOutputs", "ShadowRunner", "ULiRAResult", "ulira", "population_mia_on_shadows",
-    "MODES",
+    "phi", "loo_gaussians", "lira_scores", "attack_metrics", "tpr_at_fpr", "decision_threshold",
+    "ShadowConfig", "ShadowSet", "make_shadow_set", "ShadowOutputs", "ShadowRunner", "ULiRAResult", "ulira", "population_mia_on_shadows",
+    "MODES", "DECISION_THRESHOLDS",
 ]

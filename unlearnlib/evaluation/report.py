@@ -7,7 +7,7 @@ from torch import nn
 from ..data import Splits
 from .accuracy import accuracy, per_sample_loss
 from .entropy_mia import entropy_mia
-from .metrics import indiscernibility, ratios, retdev
+from .metrics import indiscernibility, indiscernibility_to, ratios, retdev
 from .mia import population_mia
 
 
@@ -39,7 +39,11 @@ def evaluate_model(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str,
 
 
 def compare_to_reference(m: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
-    """RR, FR, TR and RetDev of metrics ``m`` against the retrained model's ``ref``."""
+    """RR, FR, TR and RetDev of metrics ``m`` against the retrained model's ``ref`` (a
+    RetDev term whose reference accuracy is 0 is a difference, :func:`~.metrics.retdev`),
+    and ``indisc_retrained``: the val MIA's indiscernibility measured against the
+    retrained model's own val MIA (:func:`~.metrics.indiscernibility_to`)."""
     args = (m["retain_acc"], m["forget_acc"], m["test_acc"],
             ref["retain_acc"], ref["forget_acc"], ref["test_acc"])
-    return {**ratios(*args), "retdev": retdev(*args)}
+    return {**ratios(*args), "retdev": retdev(*args),
+            "indisc_retrained": indiscernibility_to(m["mia_val"], ref["mia_val"])}
