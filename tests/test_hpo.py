@@ -3,7 +3,11 @@ resume, seeding, search-space conversion, and a small real tuning run."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import multiprocessing
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +22,7 @@ from unlearnlib.cli import main
 from unlearnlib.methods import Choice, Epochs, Float, Int, Param
 from unlearnlib.store import Store
 from unlearnlib.studies import hpo
+from unlearnlib.studies import trials as trials_mod
 from unlearnlib.studies.experiment import reference_metrics
 
 REF = {"retain_acc": 1.0, "forget_acc": 0.75, "val_acc": 0.80, "mia_val": 0.5}
@@ -42,9 +47,23 @@ def synthetic(calls: list, interrupt_at: int | None = None):
     return evaluate
 
 
-def study(tmp_path, seed: int = 0, name: str = "s") -> optuna.Study:
+def study(tmp_path, name: str = "s") -> optuna.Study:
     with hpo.quiet_optuna():
-        return hpo.open_study(Store(tmp_path), {"test": name}, seed)
+        return hpo.open_study(Store(tmp_path), {"test": name})
+
+
+def run(tmp_path, calls, n_trials, name="s", seed=0, enqueue=(), population_size=None, **kw):
+    st = study(tmp_path, name)
+    lock = trials_mod.study_lock(Store(tmp_path), st.study_name)
+    with hpo.quiet_optuna():
+        return hpo.optimize(st, SPACE, synthetic(calls, **kw), REF, n_trials, seed=seed, enqueue=enqueue,
+                            lock=lock, population_size=population_size)
+
+
+def complete_params(tmp_path, name="s") -> list[dict]:
+    """The COMPLETE trials' parameters in sampler-index order (what a search produced)."""
+    done = study(tmp_path, name).get_trials(states=(TrialState.COMPLETE,))
+    return [t.params for t in sorted(done, key=lambda t: t.user_attrs[trials_mod.INDEX])]
 
 
 # --------------------------------------------------------------------------- objective
@@ -112,67 +131,147 @@ def test_defaults_are_clipped_into_the_space():
 # --------------------------------------------------------------------------- studies
 
 
+DEFAULTS = trials_mod.Enqueued({"lr": 0.1, "alpha": 0.95, "epochs": 8, "batch_size": 256}, "defaults")
+
+
 def test_interrupted_search_resumes_without_losing_finished_trials(tmp_path):
     calls: list = []
-    first = study(tmp_path)
-    assert hpo.optimize(first, SPACE, synthetic(calls), REF, n_trials=3) == 3
-    done = [t.params for t in first.trials]
-    again = study(tmp_path)  # a new process opening the same SQLite study
-    assert hpo.optimize(again, SPACE, synthetic(calls), REF, n_trials=5) == 2
-    assert len(calls) == 5
-    assert [t.params for t in again.trials[:3]] == done
-    assert sum(t.state == TrialState.COMPLETE for t in again.trials) == 5
-    assert all(t.params not in done for t in again.trials[3:])  # the resumed sampler does not redraw
-    assert hpo.optimize(study(tmp_path), SPACE, synthetic(calls), REF, n_trials=5) == 0
+    assert run(tmp_path, calls, 3) == 3
+    done = complete_params(tmp_path)
+    assert run(tmp_path, calls, 5) == 2  # a new process opening the same study
+    assert len(calls) == 5 and complete_params(tmp_path)[:3] == done
+    assert run(tmp_path, calls, 5) == 0
 
 
-def test_keyboard_interrupt_marks_the_trial_failed_and_resume_completes_it(tmp_path):
-    calls: list = []
+@pytest.mark.parametrize("kill_at", [1, 4, 7, 11])
+def test_a_killed_search_resumes_to_the_same_trials_and_best(tmp_path, kill_at):
+    """Interrupted at trial ``kill_at`` (Ctrl-C, or SIGKILL leaving a RUNNING trial whose
+    process is gone) and resumed, the study has the same trials and the same best as an
+    uninterrupted one, also past NSGA-III's first generation (population 4 here)."""
+    kw = dict(enqueue=[DEFAULTS], population_size=4, seed=3)
+    run(tmp_path / "whole", [], 12, **kw)
     with pytest.raises(KeyboardInterrupt):
-        hpo.optimize(study(tmp_path), SPACE, synthetic(calls, interrupt_at=2), REF, n_trials=4)
-    states = [t.state for t in study(tmp_path).trials]
-    assert states == [TrialState.COMPLETE, TrialState.FAIL]
-    hpo.optimize(study(tmp_path), SPACE, synthetic(calls), REF, n_trials=4)
-    assert sum(t.state == TrialState.COMPLETE for t in study(tmp_path).trials) == 4
+        run(tmp_path / "ctrl-c", [], 12, interrupt_at=kill_at, **kw)
+    run(tmp_path / "ctrl-c", [], 12, **kw)
+    # SIGKILL: a trial left RUNNING by a process that no longer exists
+    run(tmp_path / "kill", [], kill_at - 1, **kw) if kill_at > 1 else None
+    st = study(tmp_path / "kill")
+    ghost = st.ask()
+    ghost.set_user_attr(trials_mod.WORKER, {"host": socket.gethostname(), "pid": 2**22 + 12345, "start": 1.0})
+    run(tmp_path / "kill", [], 12, **kw)
+    whole = complete_params(tmp_path / "whole")
+    assert len(whole) == 12 and whole[0] == dict(DEFAULTS.params)
+    for other in ("ctrl-c", "kill"):
+        assert complete_params(tmp_path / other) == whole, other
+        best = hpo.best_trial(study(tmp_path / other).trials)
+        assert best.params == hpo.best_trial(study(tmp_path / "whole").trials).params
+    states = [t.state for t in study(tmp_path / "kill").trials]
+    assert TrialState.RUNNING not in states  # the ghost was failed on open
+    assert any(t.user_attrs.get(trials_mod.INTERRUPTED) for t in study(tmp_path / "kill").trials)
+
+
+def test_defaults_are_enqueued_until_a_complete_trial_has_them(tmp_path):
+    calls: list = []
+    with pytest.raises(KeyboardInterrupt):  # interrupted while running the defaults
+        run(tmp_path, calls, 3, enqueue=[DEFAULTS], interrupt_at=1)
+    run(tmp_path, calls, 3, enqueue=[DEFAULTS])
+    done = study(tmp_path).get_trials(states=(TrialState.COMPLETE,))
+    assert [t.user_attrs.get(trials_mod.SOURCE) for t in done].count("defaults") == 1
+    assert calls[0] == calls[1] == dict(DEFAULTS.params)
 
 
 def test_failing_trials_are_skipped_and_all_failing_is_an_error(tmp_path):
     def flaky(hp):
         if hp["batch_size"] == 64:
-            raise ValueError("diverged")
+            raise ValueError("diverged\nwith a long second line")
         return synthetic([])(hp)
 
+    st, lock = study(tmp_path, "a"), contextlib.nullcontext()
     with pytest.warns(RuntimeWarning, match="diverged"):
-        ran = hpo.optimize(study(tmp_path, name="a"), SPACE, flaky, REF, n_trials=4)
-    states = [t.state for t in study(tmp_path, name="a").trials]
+        ran = hpo.optimize(st, SPACE, flaky, REF, n_trials=4, lock=lock)
+    states = [t.state for t in study(tmp_path, "a").trials]
     # failures are replaced in the same call: a later call (another chapter) adds nothing
     assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == ran - 4 > 0
-    assert hpo.optimize(study(tmp_path, name="a"), SPACE, flaky, REF, n_trials=4) == 0
+    errors = [t.user_attrs["error"] for t in study(tmp_path, "a").trials if t.state == TrialState.FAIL]
+    assert all("\n" not in e and "ValueError: diverged" in e for e in errors)  # one line each
+    assert hpo.optimize(study(tmp_path, "a"), SPACE, flaky, REF, n_trials=4) == 0
 
     def broken(hp):
         raise TypeError("bug")
 
     with pytest.warns(RuntimeWarning), pytest.raises(RuntimeError, match="TypeError: bug"):
-        hpo.optimize(study(tmp_path, name="b"), SPACE, broken, REF, n_trials=2)
+        hpo.optimize(study(tmp_path, "b"), SPACE, broken, REF, n_trials=2)
 
 
 def test_sampler_is_seeded_by_the_model_seed(tmp_path):
     def draws(root, seed):
         calls: list = []
-        hpo.optimize(study(root, seed), SPACE, synthetic(calls), REF, n_trials=4)
+        run(root, calls, 4, seed=seed)
         return calls
 
     a, b, c = draws(tmp_path / "a", 7), draws(tmp_path / "b", 7), draws(tmp_path / "c", 8)
-    assert a == b
-    assert a != c
-    assert hpo.sampler_seed(7, 0) == 7 and hpo.sampler_seed(7, 3) != 7
+    assert a == b and a != c
+    assert trials_mod.trial_seed(7, 0) != trials_mod.trial_seed(7, 1) != trials_mod.trial_seed(8, 1)
 
 
-def test_defaults_are_the_first_trial(tmp_path):
-    calls: list = []
-    defaults = {"lr": 0.1, "alpha": 0.95, "epochs": 10, "batch_size": 256, "bn_mode": "train"}
-    hpo.optimize(study(tmp_path), SPACE, synthetic(calls), REF, n_trials=2, defaults=defaults)
-    assert calls[0] == {"lr": 0.1, "alpha": 0.95, "epochs": 8, "batch_size": 256}
+def _tuner(root: str, n_trials: int, barrier, out) -> None:
+    barrier.wait()  # start together, on a fresh store
+    out.put(run(Path(root), [], n_trials, enqueue=[DEFAULTS]))
+
+
+def test_two_tuners_on_one_study_reach_exactly_the_requested_count(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_tuner, args=(str(tmp_path), 10, barrier, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert all(p.exitcode == 0 for p in procs)
+    ran = [out.get(timeout=5) for _ in procs]
+    final = study(tmp_path)
+    done = final.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == 10 and sum(ran) == 10 and min(ran) > 0  # both worked, nothing extra
+    assert [t.user_attrs.get(trials_mod.SOURCE) for t in done].count("defaults") == 1
+    assert len({t.user_attrs[trials_mod.INDEX] for t in done}) == 10  # no index drawn twice
+    # generation 0 depends on the index alone: the parallel draws are the serial draws
+    run(tmp_path / "serial", [], 10, enqueue=[DEFAULTS])
+    assert complete_params(tmp_path) == complete_params(tmp_path / "serial")
+
+
+def test_a_garbled_journal_is_moved_aside_and_the_study_restarts(tmp_path):
+    run(tmp_path, [], 2)
+    journal = trials_mod.journal_path(Store(tmp_path), study(tmp_path).study_name)
+    data = journal.read_bytes()
+    journal.write_bytes(data[: len(data) // 2] + b"\x00garbage{" + data[len(data) // 2 + 10:])
+    with pytest.warns(RuntimeWarning, match=f"{journal.name} could not be read.*moved to"):
+        st = study(tmp_path)
+    assert st.trials == [] and journal.with_name(journal.name + ".corrupt").is_file()
+
+
+def test_selection_over_tuning_seeds_prefers_what_transfers():
+    """Seed 0's best trial is a lucky draw that fails on seeds 1 and 2; a trial that is
+    second on every seed wins, because candidates are scored on every tuning seed."""
+    dists = {"x": FloatDistribution(0, 1)}
+
+    def trial(x, norm, index):
+        return create_trial(values=[norm, 0, 0, 0], params={"x": x}, distributions=dists,
+                            user_attrs={trials_mod.INDEX: index})
+
+    studies = [hpo.SeedResult(s, {}, (0,) * 4, 0, 3, 0, f"s{s}",
+                              [trial(0.1 if s == 0 else 0.9, 0.01, 0), trial(0.5, 0.05, 1), trial(0.3, 0.5, 2)])
+               for s in (0, 1, 2)]
+
+    def norm_of(hp, seed):  # x = 0.1 is excellent on seed 0 only
+        return {0.1: [0.01, 0.9, 0.9], 0.5: [0.05, 0.05, 0.05], 0.9: [0.6, 0.02, 0.02], 0.3: [0.5] * 3}[hp["x"]][seed]
+
+    sel = hpo.select(studies, 3, norm_of)
+    assert sel.hparams == {"x": 0.5} and sel.objective == pytest.approx(0.05)
+    assert hpo.select(studies[:1], 3, norm_of, top=1).hparams == {"x": 0.1}  # Deep Unlearn's rule
+    half = hpo.select(studies, 3, norm_of, budget="half")  # indices < 2
+    assert half.hparams == {"x": 0.5}
+    with pytest.raises(ValueError, match="allowed: full, half"):
+        hpo.select(studies, 3, norm_of, budget="most")
 
 
 # --------------------------------------------------------------------------- real runs (cnn1d on mnist1d)
@@ -188,18 +287,21 @@ def test_tune_real_method_resumes_and_reruns(refs, splits, session_store_env):
     r3 = hpo.tune("ga", n_trials=3, **kw)
     assert r3.seeds[0].new_trials == 1 and r3.seeds[0].n_trials == 3
     assert r3.seeds[0].norm <= r2.seeds[0].norm
-    db = session_store_env / "optuna" / f"{r3.seeds[0].study_name}.db"
-    assert db.is_file()
-    trials = hpo.trials_frame(optuna.load_study(study_name=r3.seeds[0].study_name, storage=f"sqlite:///{db}"))
+    journal = trials_mod.journal_path(store, r3.seeds[0].study_name)
+    assert journal.is_file()
+    trials = hpo.trials_frame(optuna.load_study(study_name=r3.seeds[0].study_name,
+                                                storage=trials_mod.open_storage(store, r3.seeds[0].study_name)))
     assert trials["lr"].nunique() == 3 and trials["norm"].nunique() > 1  # the hyperparameters reach the method
 
     result, rows = hpo.tune_and_rerun("ga", tune_seeds=[0], seeds=[0], n_trials=3, epochs=12,
                                       store=store, show_progress=False)
     assert result.hparams == r3.hparams and result.seeds[0].new_trials == 0
     assert list(rows["method"]) == ["ga"] and rows["tuned"].all()
-    # the rerun of the best trial on its own seed is the cached trial: same objectives
+    # the rerun of the chosen trial on its own seed is the cached trial: same objectives
     ref = reference_metrics(refs, splits, store)
-    assert hpo.objective_norm(hpo.objective_vector(rows.iloc[0], ref)) == pytest.approx(result.seeds[0].norm)
+    assert hpo.objective_norm(hpo.objective_vector(rows.iloc[0], ref)) == pytest.approx(result.selection.objective)
+    assert result.half is not None and result.rows_half is not None and len(result.rows_half) == 1
+    assert rows["hparams_source"].iloc[0] in ("defaults", "search")
 
 
 def test_reference_and_spaceless_methods_are_not_tuned(tmp_path):
@@ -215,9 +317,32 @@ def test_reference_and_spaceless_methods_are_not_tuned(tmp_path):
 def test_cli_tune_prints_best_hyperparameters_and_rerun_table(refs, capsys):
     assert main(["tune", "--method", "ga", "--trials", "3", "--seeds", "0", "--epochs", "12", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "best hyperparameters: {" in out and '"lr"' in out
+    assert "best hyperparameters of ga: {" in out and '"lr"' in out
     assert "retrain" in out and "ga" in out and "1-Indisc" in out
     assert main(["tune", "--method", "ga", "--trials", "2", "--seeds", "x"]) == 2
+
+
+def test_ship_writes_an_entry_with_provenance_that_warm_starts_a_study(refs, splits, session_store_env, tmp_path):
+    from unlearnlib.studies import tuned
+
+    table = tmp_path / "hparams.json"
+    assert main(["tune", "--method", "ga", "--trials", "2", "--seeds", "0", "--epochs", "12", "--quiet",
+                 "--ship", "--table", str(table)]) == 0
+    entry = tuned.load(table)["mnist1d/cnn1d/random:0.1/ga"]
+    for key in ("hparams", "half_hparams", "objective", "per_seed", "trials_per_seed", "tuning_seeds", "sampler",
+                "convergence", "rerun", "recipe", "numerics", "unlearnlib", "commit", "date", "wall_seconds"):
+        assert key in entry, key
+    assert entry["trials_per_seed"] == 2 and len(entry["convergence"]["0"]) == 2
+    assert entry["convergence"]["0"][1] <= entry["convergence"]["0"][0]  # a running best
+    setup = hpo.Setup.create(epochs=12, store=Store(session_store_env), show_progress=False)
+    assert hpo.shipped_entry(setup, "ga", str(table)) == entry
+    assert hpo.shipped_entry(hpo.Setup.create(epochs=11, store=Store(session_store_env), show_progress=False),
+                             "ga", str(table)) is None  # another recipe: the entry does not apply
+    # the recorded objective is what the entry's hyperparameters give on its tuning seed
+    assert hpo.setup_norm(setup, "ga")(entry["hparams"], 0) == pytest.approx(entry["per_seed"]["0"], abs=1e-4)
+    warm = hpo.tune("ga", seeds=[0], n_trials=1, setup=setup, warm_start=entry)
+    first = warm.seeds[0].trials[0]
+    assert first.user_attrs["source"].startswith("shipped") and warm.source.startswith("shipped")
 
 
 # --------------------------------------------------------------------------- reading a tuned grid

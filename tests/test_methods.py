@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -151,3 +153,56 @@ def test_bad_loop_config():
         LoopConfig(epochs=1, lr=0.1, bn_mode="frozen")
     with pytest.raises(ValueError, match="allowed: retain, forget, union"):
         LoopConfig(epochs=1, lr=0.1, driver="both")
+
+
+# --------------------------------------------------------------------------- defaults that scale
+
+from unlearnlib.methods import REFERENCE_SIZES, DataScale, scale_epochs  # noqa: E402
+
+CIFAR = DataScale(REFERENCE_SIZES["retain"], REFERENCE_SIZES["forget"], 182)
+
+
+def test_default_epochs_are_deep_unlearns_on_cifar10():
+    for key in methods.available():
+        m = methods.get(key)
+        hp = m.resolve_hparams({}, CIFAR)
+        assert {k: hp[k] for k in m.epoch_params} == {k: m.defaults[k] for k in m.epoch_params}, key
+
+
+def test_default_epochs_keep_the_optimiser_steps_within_the_budget_bound():
+    # MSG: 5 epochs of batch 64 over CIFAR-10's 38,250 retain rows are 2,990 steps
+    small = DataScale(3_672 * 4, 408, 200)  # bound ceil(0.2 * 200) = 40 epochs: no cap
+    epochs = methods.get("msg").resolve_hparams({}, small)["epochs"]
+    assert epochs == round(5 * math.ceil(38_250 / 64) / math.ceil(small.n_retain / 64))
+    # the same data with a 40-epoch original: the bound ceil(0.2 * 40) = 8 applies
+    assert methods.get("msg").resolve_hparams({}, DataScale(3_672, 408, 40))["epochs"] == 8
+    # a larger set than CIFAR-10 needs fewer epochs for the same steps (at least one)
+    assert methods.get("ft").resolve_hparams({}, DataScale(38_250 * 4, 4_250, 182))["epochs"] == 1
+
+
+def test_epoch_scaling_uses_the_set_an_epoch_iterates_and_keeps_ratios():
+    # GA's epochs are passes over D_f: only the forget set's size matters
+    a = methods.get("ga").resolve_hparams({}, DataScale(3_672, 4_250, 182))
+    assert a["epochs"] == methods.get("ga").defaults["epochs"]
+    # one factor for all of a method's epoch counts (SCRUB: msteps <= epochs)
+    out = scale_epochs({"epochs": 5, "msteps": 3}, 32, "retain", DataScale(3_672, 408, 40))
+    assert out == {"epochs": 8, "msteps": 5}
+    # given values are used as they are; fractional counts stay fractional (PRMQ's 3.2)
+    assert methods.get("msg").resolve_hparams({"epochs": 2}, DataScale(3_672, 408, 40))["epochs"] == 2
+    assert scale_epochs({"epochs": 3.2}, 64, "retain", CIFAR) == {"epochs": 3.2}
+    with pytest.raises(ValueError, match="allowed: retain, forget, union"):
+        scale_epochs({"epochs": 1}, 64, "test", CIFAR)
+
+
+def test_a_method_call_runs_the_scaled_defaults(splits, refs):
+    calls = []
+    data = methods.UnlearnData.from_splits(splits, seed=0, train_recipe=refs.recipe)
+    key = "_scaled_probe"
+    methods.register(key, "probe", "test", {"epochs": 5, "batch_size": 64},
+                     {"epochs": methods.Epochs(0.2)})(lambda model, data, epochs, batch_size: calls.append(epochs) or model)
+    try:
+        methods.get(key)(refs.original, data)
+        methods.get(key)(refs.original, data, epochs=1)
+    finally:
+        methods._REGISTRY.pop(key)
+    assert calls == [math.ceil(0.2 * refs.recipe.epochs), 1]

@@ -7,7 +7,9 @@ Methods, the training engine, attacks and metrics behind the book. See
 Same seed, same numbers: importing the package asks cuDNN and cuBLAS for
 deterministic kernels (no effect on the CPU, a small cost on a GPU), because
 non-deterministic convolution backward passes otherwise make two runs of one
-seed differ on CUDA.
+seed differ on CUDA. It also sets torch's intra-op threads to ``$UNLEARNLIB_THREADS``
+(default 1; :func:`unlearnlib.numerics.default_threads`), and the thread count is
+part of every store key, since it changes CPU results.
 """
 
 import os
@@ -18,5 +20,11 @@ import torch  # noqa: E402
 
 torch.backends.cudnn.deterministic = True
 torch.backends.cudnn.benchmark = False
+
+from .numerics import default_threads  # noqa: E402
+
+# One intra-op thread per process unless UNLEARNLIB_THREADS says otherwise (see
+# numerics.default_threads); the count is part of every store key (numerics.numerics).
+torch.set_num_threads(default_threads())
 
 __version__ = "0.1.0"

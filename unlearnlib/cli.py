@@ -67,26 +67,39 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 def _cmd_tune(args: argparse.Namespace) -> int:
     from .store import Store
+    from .studies import tuned
     from .studies.experiment import format_summary, to_frame
-    from .studies.hpo import Setup, tune_and_rerun
+    from .studies.hpo import Setup, make_entry, tune_and_rerun
 
     store = Store(args.store) if args.store else Store()
+    keys = registry.parse_methods(args.method)
     start = time.perf_counter()
     setup = Setup.create(args.dataset, args.model, args.forget, args.epochs, args.device,
                          args.data_root, store, show_progress=not args.quiet)
-    result, rows = tune_and_rerun(
-        args.method, tune_seeds=args.seeds, seeds=args.rerun_seeds or args.seeds,
-        n_trials=args.trials, verbose=args.verbose, show_progress=not args.quiet, setup=setup,
-    )
-    if result.tuned:
-        print(f"{args.method}: {args.trials} trials per seed on seeds {args.seeds}; best seed "
-              f"{result.best_seed}\n")
-        print(result.table().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    else:
-        print(f"{args.method}: nothing to tune (reference method or empty search space); defaults used.")
-    print(f"\nbest hyperparameters: {json.dumps(result.hparams)}\n")
-    refs = [setup.run(k, s) for s in sorted(set(rows["seed"])) for k in ("original", "retrain")]
-    df = to_frame(refs + rows.to_dict("records")) if args.method not in ("original", "retrain") else rows
+    frames = []
+    for key in keys:
+        t0 = time.perf_counter()
+        result, rows = tune_and_rerun(
+            key, tune_seeds=args.seeds, seeds=args.rerun_seeds or args.seeds, n_trials=args.trials,
+            verbose=args.verbose, show_progress=not args.quiet, setup=setup, warm_start=args.warm_start,
+        )
+        if result.tuned:
+            print(f"{key}: {args.trials} trials per seed on seeds {args.seeds}; chosen from seed "
+                  f"{result.best_seed} ({result.source}), mean objective norm over the tuning seeds "
+                  f"{result.selection.objective:.4f}\n")
+            print(result.table().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+            if args.ship:
+                path = tuned.write_entries(
+                    {tuned.entry_key(setup.splits.dataset, setup.model, setup.splits.forget_spec, key):
+                     make_entry(result, setup, rows, time.perf_counter() - t0)}, args.table)
+                print(f"wrote the tuned entry of {key} to {path}")
+        else:
+            print(f"{key}: nothing to tune (reference method or empty search space); defaults used.")
+        print(f"\nbest hyperparameters of {key}: {json.dumps(result.hparams)}\n")
+        frames.append(rows)
+    seeds = sorted({int(s) for f in frames for s in f["seed"]})
+    refs = [setup.run(k, s) for s in seeds for k in ("original", "retrain") if k not in keys]
+    df = to_frame(refs + [r for f in frames for r in f.to_dict("records")])
     print(format_summary(df))
     print(f"\ntuned and rerun in {time.perf_counter() - start:.1f} s "
           f"(store {store.root}: {store.hits} hits, {store.misses} misses)")
@@ -134,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(fn=_cmd_methods)
 
     t = sub.add_parser("tune", help="tune one method with Optuna (Deep Unlearn protocol), rerun the best")
-    t.add_argument("--method", required=True, help="a method key (see `unlearnlib methods`)")
+    t.add_argument("--method", required=True, help="method keys, comma-separated, or 'all' (see `unlearnlib methods`)")
     t.add_argument("--dataset", default="mnist1d")
     t.add_argument("--model", default="cnn1d")
     t.add_argument("--trials", type=int, default=20, help="trials per tuning seed (Deep Unlearn: 100)")
@@ -147,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--store", default=None, help="cache folder (default $UNLEARNLIB_STORE or ~/.cache/unlearnlib)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.add_argument("--verbose", action="store_true", help="show Optuna's per-trial log")
+    t.add_argument("--warm-start", action="store_true",
+                   help="start every study from the package's shipped tuned entry, when it has one")
+    t.add_argument("--ship", action="store_true",
+                   help="write each result with its provenance into the tuned-hyperparameter table")
+    t.add_argument("--table", default=None, help="the table --ship writes (default: the package's own)")
     t.set_defaults(fn=_cmd_tune)
 
     b = sub.add_parser("book", help="execute the notebooks and build the HTML book")

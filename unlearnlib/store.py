@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def default_root() -> Path:

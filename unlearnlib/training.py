@@ -23,6 +23,7 @@ from torch import nn
 
 from .data import Split, Splits, augment_batch, index_batches
 from .models import build_model
+from .numerics import numerics
 from .store import Store
 
 
@@ -253,11 +254,13 @@ def model_spec(splits: Splits, model_name: str, recipe: Recipe, seed: int) -> di
     """Everything that determines a trained reference model (its store key).
 
     ``arch`` hashes the module structure, so changing a model's definition
-    invalidates its checkpoints instead of failing to load them.
+    invalidates its checkpoints instead of failing to load them; ``numerics`` (device
+    type, CPU threads) keeps runs whose floating-point results differ apart.
     """
     arch = build_model(model_name, splits.input_shape, splits.num_classes)
     return {
         "arch": hashlib.sha256(repr(arch).encode()).hexdigest()[:12],
+        "numerics": numerics(splits.device),
         "dataset": splits.dataset,
         "forget": splits.forget_spec,
         "split": splits.fingerprint(),

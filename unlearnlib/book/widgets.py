@@ -113,7 +113,8 @@ class Explorer:
     def _build_controls(self) -> None:
         m = registry.get(self.method.value)
         space = m.space(self.setup.recipe.epochs)
-        self.controls = {k: control_for(k, p, m.defaults.get(k)) for k, p in space.items()}
+        defaults = m.resolve_hparams({}, self.setup.scale)
+        self.controls = {k: control_for(k, p, defaults.get(k)) for k, p in space.items()}
         note = "" if self.controls else f"<i>{m.key} has no hyperparameters to tune.</i>"
         self.params_box.children = [*self.controls.values(), w.HTML(note)] if note else list(self.controls.values())
 
@@ -240,7 +241,7 @@ def sweep(
     values = list(values) if values is not None else default_values(method, param, train_epochs=setup.recipe.epochs)
     if not values:
         raise ValueError("sweep needs at least one value.")
-    base = m.resolve_hparams(hparams)
+    base = m.resolve_hparams(hparams, setup.scale)
     rows = []
     for seed in seeds:
         for ref in ("original", "retrain"):

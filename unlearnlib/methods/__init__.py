@@ -80,6 +80,57 @@ STD_SPACE: dict[str, Param] = {
 }
 
 
+# --------------------------------------------------------------------------- defaults that scale
+
+#: The data Deep Unlearn's default epoch counts were set for: its CIFAR-10 split
+#: (D_r 38,250, D_f 4,250; EVALUATION.md), by the set whose batches make an epoch.
+REFERENCE_SIZES = {"retain": 38_250, "forget": 4_250, "union": 42_500}
+EPOCH_SETS = tuple(REFERENCE_SIZES)
+
+
+@dataclass(frozen=True)
+class DataScale:
+    """Sizes that turn a method's default epoch counts into work on this data:
+    |D_r|, |D_f| and the original model's training epochs E_train."""
+
+    n_retain: int
+    n_forget: int
+    train_epochs: int
+
+    def size(self, over: str) -> int:
+        return {"retain": self.n_retain, "forget": self.n_forget,
+                "union": self.n_retain + self.n_forget}[over]
+
+
+def scale_epochs(epochs: dict[str, float], batch_size: int, over: str, scale: DataScale,
+                 high_fraction: float = 0.2) -> dict[str, float]:
+    """Default epoch counts sized for Deep Unlearn's CIFAR-10, converted to this data.
+
+    The rule (issue: "defaults that do comparable work on any dataset"): a default of E
+    epochs means E * ceil(N_ref / B) optimiser steps on the reference set of size N_ref
+    (``REFERENCE_SIZES[over]``); here that is E * ceil(N_ref / B) / ceil(N / B) epochs.
+    All epoch counts of a method are scaled by one factor, which is then lowered, if
+    needed, so that none exceeds Deep Unlearn's budget bound ceil(0.2 * E_train) (its
+    search space's upper end: unlearning never costs more than 20% of training);
+    whole-number counts are rounded, at least 1. On CIFAR-10 itself the factor is 1 and
+    Deep Unlearn's values come back unchanged. On MNIST-1D (D_r 3,672, E_train 40) the
+    factor is about 10 and the bound (8 epochs) applies.
+    """
+    if over not in EPOCH_SETS:
+        raise ValueError(f"Unknown epoch set {over!r}; allowed: {', '.join(EPOCH_SETS)}.")
+    n = max(1, scale.size(over))
+    factor = math.ceil(REFERENCE_SIZES[over] / batch_size) / math.ceil(n / batch_size)
+    high = max(1, math.ceil(high_fraction * scale.train_epochs))
+    largest = max(epochs.values(), default=0) * factor
+    if largest > high:
+        factor *= high / largest
+    out = {}
+    for k, e in epochs.items():
+        v = e * factor
+        out[k] = max(1, int(round(v))) if float(e).is_integer() else round(max(v, 1e-3), 3)
+    return out
+
+
 # --------------------------------------------------------------------------- what a method sees
 
 
@@ -110,6 +161,10 @@ class UnlearnData:
     def train_epochs(self) -> int:
         return int(getattr(self.train_recipe, "epochs", 50))
 
+    @property
+    def scale(self) -> DataScale:
+        return DataScale(len(self.retain), len(self.forget), self.train_epochs)
+
     @classmethod
     def from_splits(cls, splits, seed: int = 0, **kw) -> "UnlearnData":
         return cls(splits.retain, splits.forget, splits.val, splits.num_classes, seed=seed, **kw)
@@ -129,6 +184,7 @@ class Method:
     search_space: dict[str, Param]
     paper: str
     reference: bool = False
+    epochs_over: str = "retain"
 
     @property
     def hyperparameters(self) -> list[str]:
@@ -138,7 +194,16 @@ class Method:
         """The search space with epoch bounds resolved for a given training length."""
         return {k: p.resolve(train_epochs) for k, p in self.search_space.items()}
 
-    def resolve_hparams(self, hparams: dict[str, Any] | None = None) -> dict[str, Any]:
+    @property
+    def epoch_params(self) -> list[str]:
+        """Hyperparameters that count epochs: those searched as a share of E_train."""
+        return [k for k, p in self.search_space.items() if p.high_train_fraction is not None]
+
+    def resolve_hparams(self, hparams: dict[str, Any] | None = None,
+                        scale: DataScale | None = None) -> dict[str, Any]:
+        """Defaults overridden by ``hparams``. With ``scale``, the epoch counts left at their
+        defaults are converted to this data by :func:`scale_epochs` (the values given in
+        ``hparams`` are used as they are), so the result is what actually runs."""
         hparams = dict(hparams or {})
         unknown = sorted(set(hparams) - set(self.defaults))
         if unknown:
@@ -146,7 +211,11 @@ class Method:
                 f"Method {self.key!r} has no hyperparameter(s) {', '.join(unknown)}; "
                 f"allowed: {', '.join(self.defaults) or '(none)'}."
             )
-        return {**self.defaults, **hparams}
+        out = {**self.defaults, **hparams}
+        defaulted = {k: self.defaults[k] for k in self.epoch_params if k not in hparams}
+        if scale is not None and defaulted:
+            out.update(scale_epochs(defaulted, int(out.get("batch_size", 256)), self.epochs_over, scale))
+        return out
 
     def __call__(self, model: nn.Module, data: UnlearnData, **hparams: Any) -> nn.Module:
         """Unlearn on a deep copy: the caller's model is never modified.
@@ -154,7 +223,7 @@ class Method:
         The global RNG is forked and seeded with ``data.seed``, so methods that
         draw noise or re-initialise weights give the same numbers for the same seed.
         """
-        hp = self.resolve_hparams(hparams)
+        hp = self.resolve_hparams(hparams, data.scale)
         work = copy.deepcopy(model)
         devices = [data.device.index or 0] if data.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -174,12 +243,18 @@ def register(
     defaults: dict[str, Any],
     search_space: dict[str, Param] | None = None,
     reference: bool = False,
+    epochs_over: str = "retain",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``unlearn(model, data, **hparams)`` under ``key``.
 
     Checks that the search space only names hyperparameters the function takes
     (METHODS.md: unused hyperparameters must not appear in a search space).
+    ``epochs_over`` names the set whose batches make one of its epochs (``retain``,
+    ``forget`` or ``union``): default epoch counts scale with that set's size
+    (:func:`scale_epochs`).
     """
+    if epochs_over not in EPOCH_SETS:
+        raise ValueError(f"{key}: unknown epochs_over {epochs_over!r}; allowed: {', '.join(EPOCH_SETS)}.")
     search_space = dict(search_space or {})
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -193,7 +268,7 @@ def register(
             raise ValueError(f"{key}: defaults {sorted(missing)} are not parameters of {fn.__name__}.")
         if key in _REGISTRY and _REGISTRY[key].fn is not fn:
             raise ValueError(f"Method key {key!r} is registered twice.")
-        _REGISTRY[key] = Method(key, name, fn, dict(defaults), search_space, paper, reference)
+        _REGISTRY[key] = Method(key, name, fn, dict(defaults), search_space, paper, reference, epochs_over)
         return fn
 
     return deco
@@ -238,6 +313,6 @@ def parse_methods(spec: str | list[str]) -> list[str]:
 
 
 __all__ = [
-    "Method", "Param", "UnlearnData", "Float", "Int", "Choice", "Epochs", "STD_SPACE",
+    "Method", "Param", "UnlearnData", "DataScale", "scale_epochs", "REFERENCE_SIZES", "Float", "Int", "Choice", "Epochs", "STD_SPACE",
     "register", "available", "get", "parse_methods",
 ]

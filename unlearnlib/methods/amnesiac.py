@@ -32,6 +32,7 @@ def wrong_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> tor
     paper="Graves et al. 2021, Amnesiac Machine Learning (AAAI); Chundawat et al. 2023.",
     defaults={"epochs": 3, "lr": 1e-4, "batch_size": 256, "weight_decay": 0.0, "bn_mode": "train"},
     search_space=STD_SPACE,
+    epochs_over="union",
 )
 def unlearn(
     model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,

@@ -50,6 +50,7 @@ def incompetent_teacher(model: nn.Module) -> nn.Module:
     defaults={"epochs": 10, "lr": 0.01, "batch_size": 256, "weight_decay": 0.0,
               "kl_temperature": 1.0, "bn_mode": "train"},
     search_space={**STD_SPACE, "kl_temperature": Float(0.05, 5.0)},
+    epochs_over="union",
 )
 def unlearn(
     model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,

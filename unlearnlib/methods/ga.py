@@ -21,6 +21,7 @@ from ._loop import LoopConfig, run_loop
     paper="Cadet et al. 2024, Deep Unlearn (arXiv 2410.01276); Thudi et al. 2022.",
     defaults={"epochs": 10, "lr": 0.01, "batch_size": 256, "weight_decay": 5e-4, "bn_mode": "train"},
     search_space=STD_SPACE,
+    epochs_over="forget",
 )
 def unlearn(
     model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,

@@ -79,6 +79,7 @@ def saliency_mask(model: nn.Module, forget: Split, threshold: float, batch_size:
     defaults={"epochs": 10, "lr": 0.01, "batch_size": 256, "momentum": 0.9, "weight_decay": 0.0,
               "threshold": 0.5, "bn_mode": "train"},
     search_space={**STD_SPACE, "threshold": Float(0.0, 1.0)},
+    epochs_over="union",
 )
 def unlearn(
     model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int, momentum: float,

@@ -26,6 +26,7 @@ from ._loop import Batch, LoopConfig, run_loop
     paper="Cadet et al. 2024, Deep Unlearn (arXiv 2410.01276); Graves et al. 2021.",
     defaults={"epochs": 5, "lr": 0.1, "batch_size": 256, "weight_decay": 5e-4, "bn_mode": "train"},
     search_space=STD_SPACE,
+    epochs_over="union",
 )
 def unlearn(
     model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,

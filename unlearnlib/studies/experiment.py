@@ -26,7 +26,7 @@ from ..store import Store, canonical_json
 from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 
 #: Bump when the evaluation code changes what a cached row contains.
-EVAL_VERSION = 4
+EVAL_VERSION = 5
 
 #: The columns every result row has (the contract of ../shared/DESIGN.md).
 RESULT_COLUMNS = [
@@ -130,7 +130,7 @@ def run_method(
     """Unlearn with method ``key`` on one seed's reference models; one cached row."""
     store = store or Store()
     method = registry.get(key)
-    hp = method.resolve_hparams(hparams)
+    hp = method.resolve_hparams(hparams, data_scale(splits, refs.recipe))
     spec = {
         **model_spec(splits, refs.model_name, refs.recipe, refs.seed),
         "method": key, "hparams": hp, "budget": max_sample_grads, "eval": EVAL_VERSION,
@@ -158,6 +158,12 @@ def run_method(
         }]
 
     return store.rows("results", spec, compute)
+
+
+def data_scale(splits: Splits, recipe) -> registry.DataScale:
+    """The sizes that size a method's default epoch counts on ``splits``
+    (:func:`unlearnlib.methods.scale_epochs`)."""
+    return registry.DataScale(len(splits.retain), len(splits.forget), int(recipe.epochs))
 
 
 def reference_metrics(refs: ReferenceModels, splits: Splits, store: Store) -> dict[str, float]:

@@ -44,15 +44,16 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from .. import methods as registry
-from ..data import Splits, load_splits
-from ..evaluation import indiscernibility
+from ..data import ForgetSpec, Splits, load_splits
+from ..evaluation import indiscernibility, indiscernibility_to
 from ..methods import Param
-from ..store import Store, content_key
+from ..store import Store, canonical_json, content_key
 from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
-from .experiment import GridConfig, parse_seeds, reference_metrics, run_method, to_frame
+from . import trials, tuned
+from .experiment import GridConfig, data_scale, parse_seeds, reference_metrics, run_method, to_frame
 
 #: Bump when the objective or the trial protocol changes (new study names).
-HPO_VERSION = 1
+HPO_VERSION = 2
 
 #: Names of the four objectives, in order (recorded in each study).
 OBJECTIVES = ("|RA-RA_R|/3", "|FA-FA_R|/3", "|VA-VA_R|/3", "1-Indisc(MIA_val)")
@@ -64,14 +65,25 @@ TRIAL_METRICS = ("retain_acc", "forget_acc", "val_acc", "test_acc", "mia_val", "
 # --------------------------------------------------------------------------- objective
 
 
-def objective_vector(metrics: Mapping[str, float], ref: Mapping[str, float]) -> tuple[float, ...]:
+def objective_vector(metrics: Mapping[str, Any], ref: Mapping[str, float],
+                     forget: str | None = None) -> tuple[float, ...]:
     """Deep Unlearn's four objectives of one unlearned model against the retrained one.
 
     ``metrics`` and ``ref`` hold ``retain_acc``, ``forget_acc``, ``val_acc`` and
     ``mia_val`` (as :func:`~unlearnlib.evaluation.evaluate_model` returns them);
     every entry is in [0, 1/3] or [0, 1], and 0 everywhere is ideal.
+
+    Class forgetting (``forget`` or ``metrics["forget"]`` is ``class:C``): the fourth
+    term is ``1 - Indisc_R``, the val MIA's indiscernibility against the retrained
+    model's own val MIA (:func:`~unlearnlib.evaluation.indiscernibility_to`), not
+    against chance: there the retrained model scores MIA_val ~0.93, so Deep Unlearn's
+    ``1 - Indisc(MIA_val)`` ranked it below the untouched original and tuning rewarded
+    not forgetting (EVALUATION.md, corrections). Random forget sets keep Deep Unlearn's term.
     """
     gaps = tuple(abs(float(metrics[k]) - float(ref[k])) / 3 for k in ("retain_acc", "forget_acc", "val_acc"))
+    spec = forget or metrics.get("forget")
+    if spec is not None and ForgetSpec.parse(str(spec)).kind == "class":
+        return (*gaps, 1.0 - indiscernibility_to(float(metrics["mia_val"]), float(ref["mia_val"])))
     return (*gaps, 1.0 - indiscernibility(float(metrics["mia_val"])))
 
 
@@ -158,34 +170,28 @@ def quiet_optuna(verbose: bool = False) -> Iterator[None]:
         optuna.logging.set_verbosity(old)
 
 
-def sampler_seed(seed: int, n_existing: int) -> int:
-    """NSGA-III seed: the model seed for a fresh study; on resume, a seed derived from it
-    and the number of trials already stored, so the resumed run does not redraw the
-    parameters of the first trials (its random generator would restart)."""
-    return seed if n_existing == 0 else (seed * 1_000_003 + n_existing) % 2**32
+def make_sampler(seed: int, population_size: int | None = None) -> Callable[[int], optuna.samplers.BaseSampler]:
+    """NSGA-III seeded by the model seed, re-created for every trial index
+    (:func:`~.trials.trial_seed`), so a resumed study draws what an uninterrupted one drew."""
+    kw = {} if population_size is None else {"population_size": int(population_size)}
+
+    def build(index: int) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():  # "NSGAIIISampler is experimental" on every trial
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.NSGAIIISampler(seed=trials.trial_seed(seed, index), **kw)
+
+    return build
 
 
-def open_study(store: Store, spec: Mapping[str, Any], seed: int) -> optuna.Study:
-    """Create or load the study for ``spec`` in ``<store>/optuna/<key>.db``.
+def open_study(store: Store, spec: Mapping[str, Any], url: str | None = None) -> optuna.Study:
+    """Create or load the study for ``spec`` (a journal in ``<store>/optuna/``, or ``url``).
 
     The study name is the content key of ``spec``: change anything that
     determines the search and a new study starts; keep it and trials accumulate.
+    Stale trials of killed runs are failed on open (:mod:`.trials`).
     """
     name = content_key("optuna", dict(spec))
-    url = f"sqlite:///{store.path_for('optuna', f'{name}.db')}"
-    storage = optuna.storages.RDBStorage(url)
-    existing = optuna.load_study(study_name=name, storage=storage) if _exists(storage, name) else None
-    n = len(existing.trials) if existing else 0
-    sampler = optuna.samplers.NSGAIIISampler(seed=sampler_seed(seed, n))
-    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
-                                directions=["minimize"] * len(OBJECTIVES), load_if_exists=True)
-    if n == 0:
-        study.set_metric_names(list(OBJECTIVES))
-    return study
-
-
-def _exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
-    return any(s.study_name == name for s in storage.get_all_studies())
+    return trials.open_study(store, name, len(OBJECTIVES), OBJECTIVES, url)
 
 
 def optimize(
@@ -194,67 +200,52 @@ def optimize(
     evaluate: Callable[[dict[str, Any]], Mapping[str, float]],
     ref: Mapping[str, float],
     n_trials: int,
-    defaults: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    enqueue: Sequence[trials.Enqueued] = (),
+    lock=None,
+    population_size: int | None = None,
     show_progress: bool = False,
     desc: str = "trials",
     verbose: bool = False,
 ) -> int:
-    """Run trials until ``study`` has ``n_trials`` complete ones; return how many ran
+    """Run trials until ``study`` has ``n_trials`` complete ones; return how many ran here
     (failed ones included).
 
     ``evaluate(hparams)`` returns the unlearned model's metrics; the objectives are
-    :func:`objective_vector` against ``ref``. Failed or interrupted trials do not
-    count: a resumed search reruns only what is missing. A trial whose method
-    raises an ``Exception`` (e.g. a diverging learning rate) is marked failed and the
-    search goes on; ``KeyboardInterrupt`` marks it failed and stops. Unless ``verbose``,
-    ``RuntimeWarning``s raised while evaluating a trial are silenced (one summary warning
-    names the failed trials).
+    :func:`objective_vector` against ``ref``. ``enqueue`` lists fixed trials (defaults, a
+    shipped entry) run first. Failed or interrupted trials do not count and are replaced,
+    so one call and several resumed calls end with the same trials (:mod:`.trials`). A
+    trial whose method raises an ``Exception`` (e.g. a diverging learning rate) is failed
+    with a one-line reason (``trial.user_attrs["error"]``) and the search goes on;
+    ``KeyboardInterrupt`` marks it interrupted and stops. Unless ``verbose``, warnings
+    raised while evaluating a trial are silenced (one summary warning names the failures).
     """
     if int(n_trials) < 1:
         raise ValueError(f"n_trials must be a positive integer; got {n_trials!r}.")
-    done = sum(t.state == TrialState.COMPLETE for t in study.trials)
-    todo = max(0, int(n_trials) - done)
-    if defaults and not study.trials:
-        study.enqueue_trial(clip_to_space(defaults, space))
-    errors: list[str] = []
-    # Failed trials are replaced within this call, so one call and several resumed calls
-    # end with the same trials; the cap stops a search whose every trial fails.
-    max_failures = max(10, 2 * todo)
-    ran = 0
+    lock = lock if lock is not None else contextlib.nullcontext()
+
+    def run_one(trial: optuna.Trial) -> tuple[float, ...]:
+        hp = suggest(trial, space)
+        with warnings.catch_warnings():
+            if not verbose:  # a diverged trial's NaN losses make scikit-learn warn at length
+                warnings.simplefilter("ignore")
+            metrics = evaluate(hp)
+        trial.set_user_attr("metrics", {k: float(metrics[k]) for k in TRIAL_METRICS if k in metrics})
+        values = objective_vector(metrics, ref)
+        if not all(math.isfinite(v) for v in values):
+            raise FloatingPointError("the model diverged (non-finite metrics)")
+        return values
+
+    todo = max(0, int(n_trials) - sum(t.state == TrialState.COMPLETE for t in study.trials))
     with tqdm(total=todo, desc=desc, disable=not (show_progress and todo > 0), leave=False) as bar:
-        while done < int(n_trials) and len(errors) < max_failures:
-            ran += 1
-            trial = study.ask()
-            try:
-                hp = suggest(trial, space)
-                with warnings.catch_warnings():
-                    if not verbose:  # a diverged trial's NaN losses make sklearn warn at length
-                        warnings.simplefilter("ignore", RuntimeWarning)
-                    metrics = evaluate(hp)
-                values = objective_vector(metrics, ref)
-            except Exception as e:  # noqa: BLE001 - a failed trial must not end the search
-                first_line = (str(e).strip().splitlines() or [""])[0][:200]
-                errors.append(f"trial {trial.number} {trial.params}: {type(e).__name__}: {first_line}")
-                trial.set_user_attr("error", errors[-1])
-                study.tell(trial, state=TrialState.FAIL)
-                continue
-            except BaseException:
-                study.tell(trial, state=TrialState.FAIL)
-                raise
-            trial.set_user_attr("metrics", {k: float(metrics[k]) for k in TRIAL_METRICS if k in metrics})
-            if all(math.isfinite(v) for v in values):
-                study.tell(trial, list(values))
-                done += 1
-                bar.update()
-            else:
-                errors.append(f"trial {trial.number}: non-finite objectives {values}")
-                study.tell(trial, state=TrialState.FAIL)
-    if errors:
-        warnings.warn(f"{len(errors)} trial(s) failed; first: {errors[0]}", RuntimeWarning, stacklevel=2)
+        out = trials.run_trials(study, lock, n_trials, make_sampler(seed, population_size), run_one,
+                                enqueue, on_complete=bar.update)
+    if out.errors:
+        warnings.warn(f"{len(out.errors)} trial(s) failed; first: {out.errors[0]}", RuntimeWarning, stacklevel=2)
     if best_trial(study.trials) is None:
         raise RuntimeError(f"No trial of study {study.study_name} completed; first error: "
-                           f"{errors[0] if errors else 'none recorded'}.")
-    return ran
+                           f"{out.errors[0] if out.errors else 'none recorded'}.")
+    return out.ran
 
 
 # --------------------------------------------------------------------------- setup shared by tune, widgets
@@ -289,6 +280,11 @@ class Setup:
                 self.splits, self.model, seed, self.recipe, self.store, self.show_progress)
         return self._refs[seed]
 
+    @property
+    def scale(self) -> registry.DataScale:
+        """What sizes the methods' default epoch counts here."""
+        return data_scale(self.splits, self.recipe)
+
     def run(self, method: str, seed: int, hparams: Mapping[str, Any] | None = None) -> dict:
         """One cached :func:`~unlearnlib.studies.experiment.run_method` row."""
         return run_method(method, self.refs(seed), self.splits, dict(hparams or {}), self.store)[0]
@@ -296,10 +292,15 @@ class Setup:
 
 # --------------------------------------------------------------------------- tuning
 
+#: How many of each seed's best trials compete in the selection over the tuning seeds.
+TOP_PER_SEED = 3
+#: Sources of enqueued trials (``trial.user_attrs["source"]``); a sampled trial has none.
+SHIPPED, SHIPPED_HALF, SHIPPED_BOTH, DEFAULTS = "shipped", "shipped-half", "shipped+half", "defaults"
+
 
 @dataclass
 class SeedResult:
-    """Best trial of one tuning seed."""
+    """One tuning seed's study: its best trial (by the objective norm on that seed)."""
 
     seed: int
     hparams: dict[str, Any]
@@ -308,14 +309,40 @@ class SeedResult:
     n_trials: int
     new_trials: int
     study_name: str
+    trials: list[FrozenTrial] = field(default_factory=list, repr=False)
+
+    def running_best(self) -> list[float]:
+        """Best objective norm after each trial (by sampler index): the convergence curve."""
+        done = sorted((t for t in self.trials if t.values is not None),
+                      key=lambda t: t.user_attrs.get(trials.INDEX, t.number))
+        out, best = [], math.inf
+        for t in done:
+            best = min(best, objective_norm(t.values))
+            out.append(best)
+        return out
+
+
+@dataclass
+class Selection:
+    """The hyperparameters chosen over the tuning seeds at one budget."""
+
+    hparams: dict[str, Any]
+    objective: float                 # mean objective norm over the tuning seeds
+    per_seed: dict[int, float]       # objective norm on each tuning seed
+    source: str                      # "search", "defaults", "shipped", ...
+    from_seed: int                   # the study whose trial it is
+    candidates: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
 
 @dataclass
 class TuneResult:
-    """Outcome of :func:`tune`: the full hyperparameters to use and the per-seed bests.
+    """Outcome of :func:`tune`: the full hyperparameters to use and how they were chosen.
 
-    ``tuned`` is False for reference methods and methods without a search space,
-    whose ``hparams`` are their defaults.
+    ``hparams`` is the full-budget choice and ``half`` the same analysis on the first half
+    of every study's trials (the budget check of the verdicts). ``tuned`` is False for
+    reference methods and methods without a search space, whose ``hparams`` are their
+    defaults. ``rows_half`` holds the half-budget choice rerun on the evaluation seeds
+    (filled by :func:`tune_and_rerun`).
     """
 
     method: str
@@ -324,9 +351,18 @@ class TuneResult:
     seeds: list[SeedResult] = field(default_factory=list)
     tuned: bool = True
     seconds: float = 0.0
+    selection: Selection | None = None
+    half: Selection | None = None
+    n_trials: int = 0
+    rows_half: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def source(self) -> str:
+        return self.selection.source if self.selection else "defaults"
 
     def table(self) -> pd.DataFrame:
-        """One row per tuning seed: objectives, norm, trials and the best hyperparameters."""
+        """One row per tuning seed: that seed's best trial (objectives, norm, trials,
+        hyperparameters), and ``best`` marking the study the selected trial came from."""
         rows = [{"method": self.method, "seed": s.seed, **dict(zip(OBJECTIVES, s.values, strict=True)),
                  "norm": s.norm, "trials": s.n_trials, "best": s.seed == self.best_seed, **s.hparams}
                 for s in self.seeds]
@@ -340,30 +376,120 @@ def study_spec(setup: Setup, method: registry.Method, seed: int, enqueue_default
     space = method.space(setup.recipe.epochs)
     return {
         **model_spec(setup.splits, setup.model, setup.recipe, seed),
-        "method": method.key, "defaults": method.defaults if enqueue_defaults else None,
+        "method": method.key,
+        "defaults": method.resolve_hparams({}, setup.scale) if enqueue_defaults else None,
         "space": {k: vars(p) for k, p in space.items()},
         "sampler": "NSGAIIISampler", "objectives": list(OBJECTIVES), "hpo": HPO_VERSION,
     }
 
 
+def enqueued_trials(setup: Setup, method: registry.Method, enqueue_defaults: bool,
+                    warm: Mapping[str, Any] | None = None) -> list[trials.Enqueued]:
+    """The fixed trials a study starts with: a shipped entry's full- and half-budget choices
+    (``warm``, :mod:`.tuned`), then the method's defaults (scaled to the data), all clipped
+    into the search space."""
+    space = method.space(setup.recipe.epochs)
+    out: list[trials.Enqueued] = []
+    if warm:
+        full, half = clip_to_space(warm["hparams"], space), clip_to_space(warm.get("half_hparams") or {}, space)
+        if half and half != full:
+            out += [trials.Enqueued(full, SHIPPED), trials.Enqueued(half, SHIPPED_HALF)]
+        else:
+            out.append(trials.Enqueued(full, SHIPPED_BOTH))
+    if enqueue_defaults:
+        out.append(trials.Enqueued(clip_to_space(method.resolve_hparams({}, setup.scale), space), DEFAULTS))
+    return out
+
+
 def tune_seed(
     setup: Setup, method: str, seed: int, n_trials: int, verbose: bool = False,
-    enqueue_defaults: bool = True,
+    enqueue_defaults: bool = True, warm: Mapping[str, Any] | None = None,
+    population_size: int | None = None, storage: str | None = None,
 ) -> SeedResult:
-    """Tune ``method`` on one model seed (resuming its stored study)."""
+    """Tune ``method`` on one model seed (resuming its stored study; several processes
+    may run this on the same study at once)."""
     m = registry.get(method)
     space = m.space(setup.recipe.epochs)
     ref = reference_metrics(setup.refs(seed), setup.splits, setup.store)
+    spec = study_spec(setup, m, seed, enqueue_defaults)
+    if warm:
+        spec["warm"] = {"hparams": warm["hparams"], "half_hparams": warm.get("half_hparams")}
     with quiet_optuna(verbose):
-        study = open_study(setup.store, study_spec(setup, m, seed, enqueue_defaults), seed)
-        new = optimize(study, space, lambda hp: setup.run(method, seed, hp), ref, n_trials,
-                       defaults=m.defaults if enqueue_defaults else None,
-                       show_progress=setup.show_progress, desc=f"tune {method} seed {seed}",
-                       verbose=verbose)
-        best = best_trial(study.trials)
-        n_done = sum(t.state == TrialState.COMPLETE for t in study.trials)
-    return SeedResult(seed, m.resolve_hparams(best.params), tuple(best.values),
-                      objective_norm(best.values), n_done, new, study.study_name)
+        study = open_study(setup.store, spec, storage)
+        lock = trials.study_lock(setup.store, study.study_name)
+        new = optimize(study, space, lambda hp: setup.run(method, seed, hp), ref, n_trials, seed=seed,
+                       enqueue=enqueued_trials(setup, m, enqueue_defaults, warm), lock=lock,
+                       population_size=population_size, show_progress=setup.show_progress,
+                       desc=f"tune {method} seed {seed}", verbose=verbose)
+        # a study extended by an earlier, larger search keeps its first n_trials here, so a
+        # result at a budget does not depend on the study's history
+        done = [t for t in study.get_trials(states=(TrialState.COMPLETE,))
+                if int(t.user_attrs.get(trials.INDEX, t.number)) < int(n_trials)]
+    best = best_trial(done)
+    return SeedResult(seed, m.resolve_hparams(best.params, setup.scale), tuple(best.values),
+                      objective_norm(best.values), len(done), new, study.study_name, done)
+
+
+def in_budget(trial: FrozenTrial, n_trials: int, budget: str) -> bool:
+    """Whether ``trial`` belongs to the search at ``budget`` (``full`` or ``half``).
+
+    Full = the trials with sampler index < n_trials (a study extended by a larger search
+    keeps its first n_trials); half = index < ceil(n_trials / 2), except a shipped full-budget
+    entry, which stands for the shipped table's whole budget (its half-budget choice,
+    enqueued beside it, stands for half of it)."""
+    index = int(trial.user_attrs.get(trials.INDEX, trial.number))
+    if budget == "full":
+        return index < int(n_trials)
+    if budget != "half":
+        raise ValueError(f"Unknown budget {budget!r}; allowed: full, half.")
+    if trial.user_attrs.get(trials.SOURCE) == SHIPPED:
+        return False
+    return index < math.ceil(n_trials / 2)
+
+
+def select(studies: Sequence[SeedResult], n_trials: int, norm_of: Callable[[dict, int], float],
+           resolve: Callable[[dict], dict] = dict, budget: str = "full", top: int = TOP_PER_SEED) -> Selection:
+    """The hyperparameters with the smallest mean objective norm over all tuning seeds.
+
+    Deep Unlearn keeps each seed's best trial and the best of those seeds, which rewards
+    one seed's lucky draw. Here each study's ``top`` best trials at ``budget`` are the
+    candidates, every candidate is scored on every tuning seed by ``norm_of(hparams,
+    seed)`` (in :func:`tune`: a cached row against that seed's retrained model) and the
+    one with the smallest mean norm wins (ties: the earlier study, then the earlier
+    trial). With one tuning seed and ``top=1`` this is Deep Unlearn's rule.
+    ``resolve`` turns a trial's parameters into the full hyperparameters.
+    """
+    cands: dict[str, tuple[dict, str, int, int]] = {}
+    for s in studies:
+        pool = sorted((t for t in s.trials if in_budget(t, n_trials, budget)),
+                      key=lambda t: (objective_norm(t.values), t.number))
+        if not pool and budget == "half" and s.trials:  # a one-trial search: its half is that trial
+            pool = [min(s.trials, key=lambda t: int(t.user_attrs.get(trials.INDEX, t.number)))]
+        for t in pool[:top]:
+            hp = resolve(t.params)
+            cands.setdefault(canonical_json(hp), (hp, t.user_attrs.get(trials.SOURCE) or "search", s.seed, t.number))
+    if not cands:
+        raise RuntimeError(f"No complete trial at the {budget} budget.")
+    seeds = [s.seed for s in studies]
+    rows = []
+    for key, (hp, source, seed, number) in cands.items():
+        norms = {t: float(norm_of(hp, t)) for t in seeds}
+        rows.append({"candidate": key, "source": source, "from_seed": seed, "trial": number,
+                     "objective": float(np.mean(list(norms.values()))), **{f"seed {t}": v for t, v in norms.items()}})
+    table = pd.DataFrame(rows).sort_values(["objective", "from_seed", "trial"], kind="stable")
+    win = table.iloc[0]
+    hp, source, seed, _ = cands[win["candidate"]]
+    return Selection(hp, float(win["objective"]), {t: float(win[f"seed {t}"]) for t in seeds}, source, int(seed),
+                     table.reset_index(drop=True))
+
+
+def setup_norm(setup: Setup, method: str) -> Callable[[dict, int], float]:
+    """``(hparams, seed) -> objective norm`` of ``method`` on ``setup`` (cached rows)."""
+    def norm_of(hp: dict, seed: int) -> float:
+        ref = reference_metrics(setup.refs(seed), setup.splits, setup.store)
+        return objective_norm(objective_vector(setup.run(method, seed, hp), ref))
+
+    return norm_of
 
 
 def tune(
@@ -381,12 +507,17 @@ def tune(
     show_progress: bool = True,
     enqueue_defaults: bool = True,
     setup: Setup | None = None,
+    warm_start: bool | Mapping[str, Any] = False,
+    population_size: int | None = None,
+    storage: str | None = None,
 ) -> TuneResult:
-    """Tune ``method`` on each of ``seeds`` and keep the best seed's hyperparameters.
+    """Tune ``method`` on each of ``seeds`` and choose over all of them (:func:`select`).
 
-    ``n_trials`` is the budget per seed (Deep Unlearn: 100). Reference methods
-    (``original``, ``retrain``) and methods with an empty search space are not
-    tuned: their defaults come back with ``tuned=False``.
+    ``n_trials`` is the budget per seed (Deep Unlearn: 100). ``warm_start=True`` starts
+    every study from the shipped tuned entry of this (dataset, model, forget, method) when
+    the package has one (:mod:`.tuned`); a mapping is used as that entry. Reference methods
+    (``original``, ``retrain``) and methods with an empty search space are not tuned:
+    their defaults come back with ``tuned=False``.
     """
     m = registry.get(method)
     seeds = parse_seeds(seeds)
@@ -394,11 +525,17 @@ def tune(
         raise ValueError(f"n_trials must be a positive integer; got {n_trials!r}.")
     setup = setup or Setup.create(dataset, model, forget, epochs, device, data_root, store, show_progress)
     if m.reference or not m.search_space:
-        return TuneResult(method, m.resolve_hparams(), tuned=False)
+        return TuneResult(method, m.resolve_hparams({}, setup.scale), tuned=False)
+    warm = warm_start if isinstance(warm_start, Mapping) else (
+        shipped_entry(setup, method) if warm_start else None)
     start = time.perf_counter()
-    per_seed = [tune_seed(setup, method, s, n_trials, verbose, enqueue_defaults) for s in seeds]
-    best = min(per_seed, key=lambda r: (r.norm, r.seed))
-    return TuneResult(method, best.hparams, best.seed, per_seed, True, time.perf_counter() - start)
+    per_seed = [tune_seed(setup, method, s, n_trials, verbose, enqueue_defaults, warm, population_size, storage)
+                for s in seeds]
+    norm_of, resolve = setup_norm(setup, method), lambda p: m.resolve_hparams(p, setup.scale)
+    full = select(per_seed, n_trials, norm_of, resolve, "full")
+    half = select(per_seed, n_trials, norm_of, resolve, "half")
+    return TuneResult(method, full.hparams, full.from_seed, per_seed, True, time.perf_counter() - start,
+                      full, half, int(n_trials))
 
 
 def tune_and_rerun(
@@ -417,16 +554,26 @@ def tune_and_rerun(
     show_progress: bool = True,
     enqueue_defaults: bool = True,
     setup: Setup | None = None,
+    warm_start: bool | Mapping[str, Any] = False,
 ) -> tuple[TuneResult, pd.DataFrame]:
-    """:func:`tune` on ``tune_seeds``, then rerun the best hyperparameters on every one of
-    ``seeds`` (cached rows, Deep Unlearn's seeds 0..9). Rows gain ``tuned`` and ``n_trials``."""
+    """:func:`tune` on ``tune_seeds``, then rerun the chosen hyperparameters on every one of
+    ``seeds`` (cached rows, Deep Unlearn's seeds 0..9). Rows gain ``tuned``, ``n_trials``,
+    ``hparams_source`` and ``tuning_seed`` (whether the seed was one of the tuning seeds).
+    The half-budget choice is rerun too, into ``result.rows_half``."""
     seeds = parse_seeds(seeds)
     setup = setup or Setup.create(dataset, model, forget, epochs, device, data_root, store, show_progress)
     result = tune(method, seeds=tune_seeds, n_trials=n_trials, verbose=verbose,
-                  enqueue_defaults=enqueue_defaults, setup=setup)
-    rows = [{**setup.run(method, s, result.hparams), "tuned": result.tuned,
-             "n_trials": int(n_trials) if result.tuned else 0} for s in seeds]
-    return result, to_frame(rows)
+                  enqueue_defaults=enqueue_defaults, setup=setup, warm_start=warm_start)
+    tuning = set(parse_seeds(tune_seeds))
+
+    def rerun(hp: dict, source: str) -> pd.DataFrame:
+        return to_frame([{**setup.run(method, s, hp), "tuned": result.tuned,
+                          "n_trials": int(n_trials) if result.tuned else 0, "hparams_source": source,
+                          "tuning_seed": s in tuning} for s in seeds])
+
+    rows = rerun(result.hparams, result.source)
+    result.rows_half = rerun(result.half.hparams, result.half.source) if result.half else rows
+    return result, rows
 
 
 def tune_grid(
@@ -444,11 +591,13 @@ def tune_grid(
     verbose: bool = False,
     show_progress: bool = True,
     enqueue_defaults: bool = True,
+    warm_start: bool = False,
 ) -> tuple[dict[str, TuneResult], pd.DataFrame]:
     """:func:`tune_and_rerun` for several methods on shared reference models.
 
     The ``original`` and ``retrain`` rows of every seed are always included (the
-    comparisons need them). Returns the per-method results and all rows.
+    comparisons need them). Returns the per-method results and all full-budget rows
+    (each result's ``rows_half`` holds its half-budget rows).
     """
     keys = registry.parse_methods(methods)
     keys = ["original", "retrain"] + [k for k in keys if k not in ("original", "retrain")]
@@ -456,9 +605,61 @@ def tune_grid(
     results, frames = {}, []
     for key in progress(keys, "methods", enabled=show_progress):
         results[key], rows = tune_and_rerun(key, tune_seeds=tune_seeds, seeds=seeds, n_trials=n_trials,
-                                            verbose=verbose, enqueue_defaults=enqueue_defaults, setup=setup)
+                                            verbose=verbose, enqueue_defaults=enqueue_defaults, setup=setup,
+                                            warm_start=warm_start)
         frames.append(rows)
     return results, to_frame(pd.concat(frames, ignore_index=True).to_dict("records"))
+
+
+def space_fingerprint(setup: Setup, method: str) -> str:
+    """What a tuned entry depends on besides the data: the resolved search space, the
+    scaled defaults, the objectives and the protocol version."""
+    m = registry.get(method)
+    return content_key("tuned-space", {
+        "method": method, "space": {k: vars(p) for k, p in m.space(setup.recipe.epochs).items()},
+        "defaults": m.resolve_hparams({}, setup.scale), "objectives": list(OBJECTIVES), "hpo": HPO_VERSION})
+
+
+def shipped_entry(setup: Setup, method: str, path: str | None = None) -> dict | None:
+    """The package's tuned entry for this setting (:mod:`.tuned`), or None."""
+    return tuned.lookup(setup.splits.dataset, setup.model, setup.splits.forget_spec, method,
+                        setup.recipe.as_dict(), space_fingerprint(setup, method), path)
+
+
+def make_entry(result: TuneResult, setup: Setup, rows: pd.DataFrame, seconds: float) -> dict:
+    """A table entry (:mod:`.tuned`) for ``result``, rerun as ``rows``, with its provenance."""
+    if not result.tuned or result.selection is None:
+        raise ValueError(f"{result.method} was not tuned; there is nothing to ship.")
+    ref = {s: reference_metrics(setup.refs(s), setup.splits, setup.store) for s in sorted(set(rows["seed"]))}
+    rerun = {int(r["seed"]): objective_norm(objective_vector(r, ref[r["seed"]])) for _, r in rows.iterrows()}
+
+    def r4(x: float) -> float:
+        return round(float(x), 5)
+
+    return {
+        "dataset": setup.splits.dataset, "model": setup.model, "forget": setup.splits.forget_spec,
+        "method": result.method, "hparams": result.hparams,
+        "half_hparams": result.half.hparams if result.half else None,
+        "objective": r4(result.selection.objective),
+        "per_seed": {str(k): r4(v) for k, v in result.selection.per_seed.items()},
+        "half_objective": r4(result.half.objective) if result.half else None,
+        "source": result.selection.source, "from_seed": result.selection.from_seed,
+        "trials_per_seed": result.n_trials, "tuning_seeds": [s.seed for s in result.seeds],
+        "complete_trials": {str(s.seed): s.n_trials for s in result.seeds},
+        "convergence": {str(s.seed): [r4(v) for v in s.running_best()] for s in result.seeds},
+        "rerun": {str(k): r4(v) for k, v in sorted(rerun.items())},
+        "sampler": "NSGAIIISampler, seeded by the model seed and re-created per trial index",
+        "objectives": list(OBJECTIVES), "selection": f"top {TOP_PER_SEED} per seed, mean norm over tuning seeds",
+        "recipe": setup.recipe.as_dict(), "numerics": model_spec(setup.splits, setup.model, setup.recipe, 0)["numerics"],
+        "fingerprint": space_fingerprint(setup, result.method), "wall_seconds": round(float(seconds), 1),
+        **tuned.provenance(),
+    }
+
+
+def half_budget_rows(results: Mapping[str, TuneResult]) -> pd.DataFrame:
+    """All methods' half-budget rows (references included), for the verdicts' budget check."""
+    frames = [r.rows_half for r in results.values() if r.rows_half is not None]
+    return to_frame(pd.concat(frames, ignore_index=True).to_dict("records")) if frames else to_frame([])
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -579,5 +780,6 @@ __all__ = [
     "OBJECTIVES", "objective_vector", "objective_norm", "best_trial", "suggest", "check_param",
     "clip_to_space", "open_study", "optimize", "Setup", "SeedResult", "TuneResult", "tune",
     "tune_seed", "tune_and_rerun", "tune_grid", "trials_frame", "add_objectives", "ranking",
-    "headline", "quiet_optuna", "sampler_seed",
+    "headline", "quiet_optuna", "make_sampler", "select", "Selection", "in_budget", "space_fingerprint",
+    "shipped_entry", "make_entry", "half_budget_rows", "enqueued_trials",
 ]

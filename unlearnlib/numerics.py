@@ -1,0 +1,47 @@
+"""What changes a run's floating-point results besides its inputs, and the thread rule.
+
+Same seed, same numbers: on one machine a run is deterministic, but torch's CPU
+reductions split work by thread, so the intra-op thread count changes the
+numbers, and so does the device. Both are part of every store key
+(:func:`numerics`), and the thread count is chosen on purpose
+(:func:`default_threads`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+#: Environment variable giving torch's intra-op threads per process (default 1).
+THREADS_ENV = "UNLEARNLIB_THREADS"
+
+
+def default_threads() -> int:
+    """Intra-op threads per process: ``$UNLEARNLIB_THREADS``, else 1.
+
+    One thread per process is the rule: the registered models are small, and torch's
+    intra-op threads collapse when processes share cores (measured on 2 cores: one
+    grid took 198 s with torch's default threads beside one other busy process, 12.7 s
+    with one thread). Parallelism comes from worker processes instead
+    (:mod:`unlearnlib.studies.executors`). ``import unlearnlib`` applies it.
+    """
+    raw = os.environ.get(THREADS_ENV, "1")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer (threads per process); got {raw!r}.")
+    return n
+
+
+def numerics(device: torch.device | str) -> dict:
+    """What besides the inputs changes a run's floating-point results: the device type and,
+    on the CPU, torch's intra-op thread count (reductions split differently: a 1-thread and
+    a 2-thread run of one seed differ by up to 0.036 in a weight), on CUDA the GPU model.
+    Part of every store key, so a store filled on two machines never mixes their numbers."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return {"device": "cuda", "gpu": torch.cuda.get_device_name(device)}
+    return {"device": device.type, "threads": torch.get_num_threads()}

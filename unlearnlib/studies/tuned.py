@@ -1,0 +1,89 @@
+"""Tuned hyperparameters as data: a versioned table shipped inside the package.
+
+Tuning a method by Deep Unlearn's protocol costs hours on a CPU (100 NSGA-III trials
+on each of three seeds), and users of peer benchmarks ask for exactly these numbers.
+``unlearnlib tune --ship`` writes, per (dataset, model, forget spec, method), the
+chosen hyperparameters with their provenance into ``unlearnlib/tuned/hparams.json``:
+the objective (mean over the tuning seeds and per seed), the half-budget choice
+(the verdicts' budget check), the trials and seeds, the sampler, the convergence
+curve of every study, the rerun over the evaluation seeds, the training recipe, the
+numerics (device, threads), the package version, the commit and the date.
+
+An entry applies only where it was made: :func:`lookup` returns it when the
+recipe and the search-space fingerprint (:func:`unlearnlib.studies.hpo.space_fingerprint`)
+match, else nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..store import atomic_write_bytes
+
+#: Version of the table's layout.
+TABLE_FORMAT = 1
+#: The table shipped with the package.
+TABLE_PATH = Path(__file__).resolve().parents[1] / "tuned" / "hparams.json"
+
+
+def entry_key(dataset: str, model: str, forget: str, method: str) -> str:
+    return f"{dataset}/{model}/{forget}/{method}"
+
+
+def load(path: Path | str | None = None) -> dict[str, dict]:
+    """The entries of the table at ``path`` (default: the shipped one); {} if it does not exist."""
+    path = Path(path or TABLE_PATH)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"The tuned-hyperparameter table {path} is not valid JSON ({e}); restore it "
+                         "from git or rebuild it with `unlearnlib tune --ship`.") from e
+    if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or not isinstance(data.get("entries"), dict):
+        raise ValueError(f"{path} is not a tuned-hyperparameter table of format {TABLE_FORMAT}.")
+    return data["entries"]
+
+
+def lookup(dataset: str, model: str, forget: str, method: str, recipe: Mapping[str, Any],
+           fingerprint: str, path: Path | str | None = None) -> dict | None:
+    """The shipped entry for this setting, or None when there is none or it was made with
+    another training recipe or search space (it would not be the tuned optimum here)."""
+    entry = load(path).get(entry_key(dataset, model, forget, method))
+    if entry is None or entry.get("recipe") != dict(recipe) or entry.get("fingerprint") != fingerprint:
+        return None
+    return entry
+
+
+def provenance() -> dict[str, Any]:
+    """Package version, git commit (with ``+dirty`` for uncommitted changes) and UTC date."""
+    from .. import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "unlearnlib"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = (commit + ("+dirty" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {"unlearnlib": __version__, "commit": commit,
+            "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
+
+
+def write_entries(entries: Mapping[str, dict], path: Path | str | None = None) -> Path:
+    """Add or replace ``entries`` (key -> entry) in the table at ``path``, atomically."""
+    path = Path(path or TABLE_PATH)
+    table = load(path)
+    table.update(entries)
+    text = json.dumps({"format": TABLE_FORMAT, "entries": dict(sorted(table.items()))}, indent=1, sort_keys=True)
+    atomic_write_bytes(path, (text + "\n").encode())
+    return path
+
+
+__all__ = ["TABLE_FORMAT", "TABLE_PATH", "entry_key", "load", "lookup", "provenance", "write_entries"]
