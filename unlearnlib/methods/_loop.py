@@ -19,6 +19,7 @@ from torch import nn
 
 from ..data import Split, index_batches
 from ..training import make_optimizer, make_schedule
+from . import _cost
 
 
 class Batch(NamedTuple):
@@ -161,6 +162,7 @@ def run_loop(
             loss = loss_fn(model, fb, rb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            _cost.add(batch_rows)
             if grad_scale:
                 for n, s in grad_scale.items():
                     if named[n].grad is not None:

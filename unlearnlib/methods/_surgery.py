@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data import Split
 from ..models import model_blocks
-from . import STD_SPACE, Float, Int, UnlearnData
+from . import STD_SPACE, Float, Int, UnlearnData, _cost
 from ._loop import Batch, LoopConfig, LossFn, run_loop
 
 CONV = (nn.Conv1d, nn.Conv2d)
@@ -54,9 +54,13 @@ def weight_layers(model: nn.Module, method: str) -> list[tuple[str, nn.Module]]:
 
 def first_weight_layer(model: nn.Module, method: str) -> tuple[str, nn.Module]:
     """The model's first convolution in module order; for a model without any, its first
-    Linear layer (the input projection of an MLP)."""
-    name, layer = weight_layers(model, method)[0]
-    return name, layer
+    Embedding or Linear layer: the layer that reads the input (a text model's token
+    table, an MLP's input projection)."""
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, CONV)]
+    firsts = convs or [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Embedding, nn.Linear))]
+    if not firsts:
+        raise ValueError(f"{method} needs a convolution, Embedding or Linear layer; {type(model).__name__} has none.")
+    return firsts[0]
 
 
 def head_modules(model: nn.Module) -> list[nn.Module]:
@@ -171,6 +175,7 @@ def per_sample_grads(
         out = functional_call(model, ({**p, **rest},), (xi.unsqueeze(0),))
         return F.cross_entropy(out, yi.unsqueeze(0))
 
+    _cost.add(len(y))
     return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
 
 
@@ -213,6 +218,7 @@ def mean_grad(model: nn.Module, split: Split, sign: float = 1.0, chunk: int = 51
     for s in _chunks(n, chunk):
         loss = F.cross_entropy(model(split.x[s]), split.y[s], reduction="sum") * (sign / n)
         loss.backward()
+        _cost.add(s.stop - s.start)
 
 
 # --------------------------------------------------------------------------- fine-tuning

@@ -15,6 +15,9 @@ Departures from the reference code:
 - A model without convolutions (an MLP on images, our extension): each row of its
   first Linear layer is a filter over the whole (C, H, W) input; with H == W the rows
   are transposed spatially, the same scrambling as a conv kernel's. Other inputs are an error.
+- A token model (an ``nn.Embedding`` over token ids, ``text_bag``) is refused: an
+  embedding table and the layers after it have no spatial axes to transpose, and
+  inventing a scrambling for them would not be the reference's method.
 - BatchNorm mode is an explicit hyperparameter (train mode by default).
 """
 
@@ -36,6 +39,10 @@ def transpose_kernels_(model: nn.Module, input_shape: tuple[int, ...] | None = N
     """In place: transpose every Conv2d kernel spatially, flip every Conv1d kernel; for a
     conv-free model, transpose the first Linear layer's rows as (C, H, W) images."""
     if not any(isinstance(m, CONV) for m in model.modules()):
+        if any(isinstance(m, nn.Embedding) for m in model.modules()):
+            raise ValueError(
+                "CT (Convolution Transpose) has no kernels to transpose in a token model (nn.Embedding over "
+                "token ids, e.g. text_bag); it needs convolution layers or an MLP on square (C, H, H) images.")
         transpose_first_linear_(model, input_shape)
         return
     for name, conv in conv_modules(model, "CT (Convolution Transpose)"):

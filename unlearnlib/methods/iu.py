@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import Float, UnlearnData, register
+from . import Float, UnlearnData, _cost, register
 from ._surgery import _chunks, flat_grads, grad_chunk_size
 
 #: Number of single-sample retain gradients in the WoodFisher estimate (the reference's N).
@@ -50,6 +50,7 @@ def _grad_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 5
     total = torch.zeros(sum(p.numel() for p in params), device=x.device)
     for s in _chunks(len(y), chunk):
         grads = torch.autograd.grad(F.cross_entropy(model(x[s]), y[s], reduction="sum"), params)
+        _cost.add(s.stop - s.start)
         total += torch.cat([g.reshape(-1) for g in grads])
     return total
 

@@ -12,7 +12,11 @@ Defaults: init_rate 0.3, lr 1e-3, 5 epochs, batch 64, weight decay 5e-4.
 Departures from the reference code:
 - Conv1d layers are treated like Conv2d (the reference only knew Conv2d). A model
   without convolutions (an MLP) gets the same surgery on its Linear weights (our
-  extension, ``_surgery.weight_layers``).
+  extension, ``_surgery.weight_layers``). So does a token model (``text_bag``): its
+  Linear layers are masked and re-initialised, while its ``nn.Embedding`` is no surgery
+  target (rows of words in neither gradient set have |grad| exactly 0, so "smallest
+  gradients" would pick among ties) and is fine-tuned at the full rate, as the
+  reference fine-tunes every non-conv layer.
 - Step (1) uses the mean CE over each set (the reference summed batch means of 64,
   which weighs both sets equally too because they have the same size), with the
   model in eval mode so BatchNorm statistics are not touched.

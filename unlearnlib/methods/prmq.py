@@ -10,7 +10,9 @@ and back. Defaults from the reference: prune_amount 0.99, 3.2 epochs, lr 5e-4,
 batch 64, weight decay 5e-4 (Cadet et al. 2024, arXiv 2410.01276).
 
 Departures from the reference code:
-- Conv1d layers are pruned like Conv2d (our extension).
+- Conv1d layers are pruned like Conv2d (our extension). An ``nn.Embedding`` (the token
+  table of ``text_bag``) is not pruned, as the reference's conv/linear type filter would
+  leave it; it is trained on D_r with the rest.
 - Only the pruned entries are re-initialised (the reference re-drew every weight
   equal to zero, which is the same set unless a weight was exactly 0 before).
 - Classes absent from D_r (class-wise forgetting) get weight 0 instead of

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split
-from . import STD_SPACE, Float, UnlearnData, register
+from . import STD_SPACE, Float, UnlearnData, _cost, register
 from ._loop import Batch, LoopConfig, run_loop
 
 
@@ -55,6 +55,7 @@ def saliency_mask(model: nn.Module, forget: Split, threshold: float, batch_size:
         x, y = forget.x[start : start + batch_size], forget.y[start : start + batch_size]
         model.zero_grad(set_to_none=True)
         (-F.cross_entropy(model(x), y)).backward()
+        _cost.add(len(y))
         for n, p in named:
             if p.grad is not None:
                 grads[n] += p.grad

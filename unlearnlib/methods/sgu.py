@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..training import make_schedule
-from . import Float, UnlearnData, register
+from . import Float, UnlearnData, _cost, register
 
 
 def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -53,6 +53,7 @@ def summed_gradient(
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         loss = F.cross_entropy(work(xb), yb, reduction="sum")
         grads = torch.autograd.grad(loss, params, allow_unused=True)
+        _cost.add(len(yb))
         for t, g in zip(total, grads, strict=True):
             if g is not None:
                 t.add_(g)

@@ -1,0 +1,115 @@
+"""Verdicts computed from rows: a clear win, a tie and a budget-unstable case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from unlearnlib.studies import verdicts as V
+
+REF = {"retain_acc": 1.0, "forget_acc": 0.9, "val_acc": 0.9, "test_acc": 0.9, "mia_val": 0.5, "mia_test": 0.5}
+
+
+def grid(quality: dict[str, float], seeds: int = 6, noise: float = 0.002, cost: dict | None = None,
+         test_drop: dict | None = None, seed: int = 0, forget: str = "random:0.1") -> pd.DataFrame:
+    """Rows of a tuned grid: method m misses the retrained model by q = quality[m] on every
+    objective term (plus per-seed noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(seeds):
+        rows.append({"method": "retrain", "seed": s, "forget": forget, **REF, "rte": 1.0, "cost_rte": 1.0})
+        rows.append({"method": "original", "seed": s, "forget": forget, **REF, "forget_acc": 1.0,
+                     "mia_val": 0.58, "mia_test": 0.58, "rte": 1e4, "cost_rte": 1e4})
+        for m, q in quality.items():
+            e = q + rng.normal(0, noise)
+            rows.append({"method": m, "seed": s, "forget": forget, "retain_acc": 1 - e, "forget_acc": 0.9 + e,
+                         "val_acc": 0.9 - e, "test_acc": 0.9 - 0.1 * e - (test_drop or {}).get(m, 0.0),
+                         "mia_val": 0.5 + e, "mia_test": 0.5 + e,
+                         "rte": 5.0, "cost_rte": (cost or {}).get(m, 5.0)})
+    return pd.DataFrame(rows)
+
+
+def by_claim(vs):
+    return {v.claim.split()[0]: v for v in vs}
+
+
+GOOD = {"msg": 0.01, "ct": 0.012, "ngplus": 0.02, "ft": 0.06, "cfw": 0.07, "ff": 0.08, "scrub": 0.09,
+        "ga": 0.2, "srl": 0.25}
+
+
+def test_a_clear_win_holds_and_its_reversal_does_not_hold():
+    df = grid(GOOD)
+    v = by_claim(V.deep_unlearn_verdicts(df, df, "test budget"))
+    assert v["MSG"].state == V.HOLDS and v["GA"].state == V.HOLDS and v["NG+"].state == V.HOLDS
+    assert v["MSG"].low <= v["MSG"].estimate <= v["MSG"].high and v["MSG"].n_seeds == 6
+    flipped = {**GOOD, "msg": 0.3, "ct": 0.31, "ga": 0.011, "srl": 0.013, "ngplus": 0.4}
+    w = by_claim(V.deep_unlearn_verdicts(grid(flipped), grid(flipped), "test budget"))
+    assert {x.state for x in w.values()} == {V.FAILS}
+
+
+def test_a_tie_is_not_tested_and_names_the_seeds_that_would_test_it():
+    tie = {"ngplus": 0.05, "ft": 0.05, "ga": 0.05, "srl": 0.05, "msg": 0.05, "ct": 0.05}
+    v = by_claim(V.deep_unlearn_verdicts(grid(tie, noise=0.02), None, "test budget"))["NG+"]
+    assert v.state == V.UNTESTED and v.low < 0 < v.high and "seeds" in v.needed
+
+
+def test_fewer_than_five_seeds_test_nothing():
+    v = by_claim(V.deep_unlearn_verdicts(grid(GOOD, seeds=4), None, "b"))["MSG"]
+    assert v.state == V.UNTESTED and "at least 5" in v.reason
+
+
+def test_a_verdict_the_half_budget_contradicts_is_not_conclusive():
+    half = {**GOOD, "ngplus": 0.3}  # at half the trials NG+ had not been found yet
+    v = by_claim(V.deep_unlearn_verdicts(grid(GOOD), grid(half), "b", more_trials="200 trials"))["NG+"]
+    assert v.state == V.UNTESTED and v.half_state == V.FAILS and v.needed == "200 trials"
+
+
+def test_a_destroyed_model_ranks_last_whatever_its_mia():
+    # "sgu" at chance (its metrics equal retraining's on the objective) but 40 points of test accuracy lost
+    q = {**GOOD, "sgu": 0.0}
+    t = V.grid_tables(grid(q, test_drop={"sgu": 0.4}, cost={"sgu": 100.0}))
+    means = {k: np.nanmean(a, axis=0)[None, :] for k, a in t.arrays.items()}
+    mm = V.method_means(means, t)
+    r = dict(zip(mm["methods"], V.ranks(mm, with_cost=True)[0], strict=True))
+    assert r["sgu"] == len(q) and r["msg"] < r["ct"] + 1
+
+
+def test_cost_enters_the_best_rank():
+    slow = {"msg": 0.01, "ct": 0.011, "a": 0.0105, "b": 0.0106, "c": 0.2, "d": 0.3}
+    fast_others = grid(slow, cost={"msg": 1.0, "ct": 1.0, "a": 50.0, "b": 50.0, "c": 50.0, "d": 50.0})
+    v = by_claim(V.deep_unlearn_verdicts(fast_others, None, "b"))["MSG"]
+    assert v.estimate > 2  # top third of 6 is rank 2; cheaper rivals push MSG and CT down
+
+
+def nabla_rows(closed: float, seeds: int = 6, baseline_closer: float = 0.0) -> pd.DataFrame:
+    frames = []
+    for f in ("fraction:0.03", "fraction:0.3"):
+        rows = []
+        rng = np.random.default_rng(len(f))
+        for s in range(seeds):
+            for m, mia in (("original", 0.58), ("retrain", 0.50), ("nabla_tau", 0.58 - 0.08 * closed),
+                           ("ft", 0.58 - 0.08 * closed - baseline_closer)):
+                rows.append({"method": m, "seed": s, "forget": f, "mia_test": mia + rng.normal(0, 0.002),
+                             "test_acc": 0.9})
+        frames.append(pd.DataFrame(rows))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_nabla_tau_claims_follow_the_rows():
+    ok = {v.claim.split()[1]: v for v in V.nabla_tau_verdicts(nabla_rows(0.8), nabla_rows(0.8), "b")}
+    assert ok["forgets"].state == V.HOLDS and ok["needs"].state == V.HOLDS
+    bad = {v.claim.split()[1]: v for v in V.nabla_tau_verdicts(nabla_rows(0.2, baseline_closer=0.05), None, "b")}
+    assert bad["forgets"].state == V.FAILS and bad["needs"].state == V.FAILS
+    assert bad["forgets"].estimate == pytest.approx(0.2, abs=0.05)
+
+
+def test_changing_one_row_changes_the_verdict():
+    df = grid(GOOD)
+    assert by_claim(V.deep_unlearn_verdicts(df, None, "b"))["NG+"].state == V.HOLDS
+    worse = df.copy()
+    worse.loc[worse["method"] == "ngplus", ["retain_acc", "val_acc"]] -= 0.5
+    assert by_claim(V.deep_unlearn_verdicts(worse, None, "b"))["NG+"].state == V.FAILS
+    table = V.verdict_table(V.deep_unlearn_verdicts(df, None, "b"))
+    assert list(table["verdict"]) == [V.HOLDS] * 3 and "[" in table["estimate [95% CI]"].iloc[0]
+    assert "**holds**" in V.verdicts_markdown(V.deep_unlearn_verdicts(df, None, "b"))

@@ -1,0 +1,386 @@
+"""Verdicts the budget can support: every claim the book tests, computed from result rows.
+
+A claim is ``holds``, ``does not hold`` or ``not tested at this budget``, by a criterion
+written next to it:
+
+- **Uncertainty over seeds.** The claim's statistic is computed from the per-seed rows
+  and its 95% interval from a paired bootstrap over seeds (seeds are resampled with
+  replacement, every method of a resampled seed comes along, so comparisons are
+  paired). The claim holds when the whole interval lies on its side of the
+  criterion's threshold, does not hold when the whole interval lies on the other
+  side, and is inconclusive otherwise. Fewer than :data:`MIN_SEEDS` seeds test nothing.
+- **Budget check.** A conclusive verdict counts only when the same analysis on the
+  half-budget rows (hyperparameters chosen from the first half of every study's
+  trials, :func:`unlearnlib.studies.hpo.in_budget`) gives the same verdict;
+  otherwise the search had not converged far enough to tell.
+- A ``not tested at this budget`` verdict names what would test it: more seeds (from
+  the interval's width, which shrinks as 1/sqrt(seeds)) or more trials.
+
+Utility constraint: a method whose mean test accuracy is more than :data:`UTILITY`
+below the retrained model's cannot be "best" or "close to retraining": a destroyed
+model is at chance for every MIA and cheap to compute. Such methods rank after every
+method that keeps its accuracy (the poisoning chapter's rule, made general).
+
+Cost: methods are ranked by ``cost_rte``, retraining's per-sample gradient evaluations
+over the method's (load-independent; :mod:`unlearnlib.methods._cost`), with wall-clock
+RTE kept as measured information.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested at this budget"
+STATES = (HOLDS, FAILS, UNTESTED)
+#: Fewest seeds that can test a claim.
+MIN_SEEDS = 5
+#: A method may lose at most this much test accuracy against retraining (absolute).
+UTILITY = 0.03
+#: Bootstrap resamples and interval level.
+N_BOOT, LEVEL = 2000, 0.95
+REFERENCES = ("original", "retrain")
+
+
+# --------------------------------------------------------------------------- the machinery
+
+
+@dataclass
+class Evidence:
+    """One analysis at one budget: ``state`` in holds / does not hold / inconclusive."""
+
+    state: str
+    estimate: float
+    low: float
+    high: float
+    n_seeds: int
+
+
+@dataclass
+class Verdict:
+    """A claim, its computed verdict, the interval behind it and the budget that produced it."""
+
+    claim: str
+    source: str
+    chapter: str
+    criterion: str
+    statistic: str
+    state: str
+    estimate: float
+    low: float
+    high: float
+    n_seeds: int
+    budget: str
+    half_state: str | None
+    reason: str
+    needed: str | None = None
+
+    def row(self) -> dict:
+        return asdict(self)
+
+    def interval(self, digits: int = 3) -> str:
+        return f"{self.estimate:.{digits}g} [{self.low:.{digits}g}, {self.high:.{digits}g}]"
+
+
+@dataclass
+class Tables:
+    """Per-seed values of several metrics over the same columns (methods, or (forget,
+    method) pairs): ``arrays[metric]`` is (seeds, columns). A bootstrap resamples rows."""
+
+    columns: list
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def n_seeds(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def col(self, key) -> int:
+        return self.columns.index(key)
+
+
+def pivot(df: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] = ("method",)) -> Tables:
+    """A (seed x ``by``) table per metric of the rows' values (the mean where a cell has
+    several rows): what a bootstrap over seeds resamples."""
+    missing = [c for c in ["seed", *by, *metrics] if c not in df.columns]
+    if missing:
+        raise ValueError(f"Verdicts need the columns {missing} of the result rows; got {list(df.columns)}.")
+    wide = {m: df.pivot_table(index="seed", columns=list(by), values=m, aggfunc="mean") for m in metrics}
+    cols = list(next(iter(wide.values())).columns)
+    return Tables(cols, {m: t.reindex(columns=cols).to_numpy(float) for m, t in wide.items()})
+
+
+#: A statistic maps the per-column means of B resamples, {metric: (B, columns)}, to (B,).
+Stat = Callable[[Mapping[str, np.ndarray], Tables], np.ndarray]
+
+
+def seed_bootstrap(tables: Tables, stat: Stat, n_boot: int = N_BOOT, level: float = LEVEL,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """``stat`` of the per-seed ``tables`` and its percentile interval when seeds are
+    resampled with replacement (every column of a drawn seed comes along: a paired
+    bootstrap). Resamples whose statistic is undefined (NaN) are dropped."""
+    n = tables.n_seeds
+    with np.errstate(invalid="ignore"):
+        est = float(stat({k: np.nanmean(a, axis=0)[None, :] for k, a in tables.arrays.items()}, tables)[0])
+        pick = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+        draws = stat({k: np.nanmean(a[pick], axis=1) for k, a in tables.arrays.items()}, tables)
+    draws = draws[np.isfinite(draws)]
+    if not len(draws):
+        return est, math.nan, math.nan
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return est, float(lo), float(hi)
+
+
+def side(low: float, high: float, threshold: float, holds_above: bool = True) -> str:
+    """holds / does not hold / inconclusive for an interval against a threshold."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "inconclusive"
+    above, below = low > threshold, high < threshold
+    if above or below:
+        return HOLDS if above == holds_above else FAILS
+    return "inconclusive"
+
+
+def evidence(tables: Tables, stat: Stat, threshold: float, holds_above: bool = True) -> Evidence:
+    est, lo, hi = seed_bootstrap(tables, stat)
+    return Evidence(side(lo, hi, threshold, holds_above), est, lo, hi, tables.n_seeds)
+
+
+def seeds_needed(ev: Evidence, threshold: float) -> int | None:
+    """Seeds at which the interval would clear the threshold if the estimate stayed put."""
+    gap, half_width = abs(ev.estimate - threshold), (ev.high - ev.low) / 2
+    if not (math.isfinite(half_width) and gap > 0):
+        return None
+    return max(ev.n_seeds + 1, math.ceil(ev.n_seeds * (half_width / gap) ** 2))
+
+
+def decide(claim: str, source: str, chapter: str, criterion: str, statistic: str, threshold: float,
+           full: Evidence, half: Evidence | None, budget: str, more_trials: str | None = None) -> Verdict:
+    """Combine the full- and half-budget evidence into a verdict (module docstring)."""
+    half_state = None if half is None else (half.state if half.state != "inconclusive" else UNTESTED)
+    base = dict(claim=claim, source=source, chapter=chapter, criterion=criterion, statistic=statistic,
+                estimate=full.estimate, low=full.low, high=full.high, n_seeds=full.n_seeds, budget=budget,
+                half_state=half_state)
+    if full.n_seeds < MIN_SEEDS:
+        return Verdict(**base, state=UNTESTED, reason=f"{full.n_seeds} seed(s); a claim needs at least {MIN_SEEDS}",
+                       needed=f"at least {MIN_SEEDS} seeds")
+    if full.state == "inconclusive":
+        n = seeds_needed(full, threshold)
+        return Verdict(**base, state=UNTESTED, reason="the interval contains the threshold",
+                       needed=f"about {n} seeds" if n else "many more seeds (the estimate sits on the threshold)")
+    if half is not None and half.state != full.state:
+        return Verdict(**base, state=UNTESTED,
+                       reason=f"the half-budget analysis says {half_state!r}: the search had not converged",
+                       needed=more_trials or "more trials per tuning seed")
+    return Verdict(**base, state=full.state, reason="the interval clears the threshold"
+                   + ("" if half is None else ", and half the budget agrees"))
+
+
+# --------------------------------------------------------------------------- shared statistics
+
+
+def objective_norms(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with Deep Unlearn's objective norm per row (against the same seed's retrained row)."""
+    from .hpo import add_objectives
+
+    return add_objectives(df)
+
+
+def grid_tables(df: pd.DataFrame, cost: str = "cost_rte") -> Tables:
+    """The per-seed tables of a tuned grid: objective norm, test accuracy and log cost ratio
+    (``cost``, else wall-clock RTE when the rows predate the cost column)."""
+    d = objective_norms(df)
+    col = cost if cost in d.columns and d[cost].notna().all() else "rte"
+    d = d.assign(log_cost=np.log(np.clip(d[col].to_numpy(float), 1e-12, None)))
+    return pivot(d, ["objective_norm", "test_acc", "log_cost"])
+
+
+def method_means(m: Mapping[str, np.ndarray], t: Tables) -> dict[str, np.ndarray]:
+    """Per unlearning method (columns ``methods``) of B resamples: mean objective norm, cost
+    ratio (geometric mean) and whether it keeps its utility (mean TA within UTILITY of the
+    retrained model's)."""
+    idx = [i for i, c in enumerate(t.columns) if c not in REFERENCES]
+    ta_r = m["test_acc"][:, t.col("retrain")][:, None]
+    return {"methods": [t.columns[i] for i in idx], "norm": m["objective_norm"][:, idx],
+            "cost": np.exp(m["log_cost"][:, idx]), "utility": m["test_acc"][:, idx] >= ta_r - UTILITY}
+
+
+def ranks(mm: Mapping[str, np.ndarray], with_cost: bool) -> np.ndarray:
+    """(B, methods) ranks, 1 = best. Quality = the objective norm (lower is better); with
+    cost, the mean of the quality and cost ranks. Methods that lose their utility rank after
+    all that keep it (ties: column order)."""
+    from scipy.stats import rankdata
+
+    score = rankdata(mm["norm"], axis=1, method="average")
+    if with_cost:
+        score = (score + rankdata(-mm["cost"], axis=1, method="average")) / 2
+    key = np.where(mm["utility"], 0.0, 1e6) + score
+    return rankdata(key, axis=1, method="ordinal").astype(float)
+
+
+# --------------------------------------------------------------------------- Deep Unlearn's claims
+
+DEEP_UNLEARN = "Cadet et al. 2024 (Deep Unlearn)"
+
+
+def deep_unlearn_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget: str,
+                          chapter: str = "methods", more_trials: str | None = None) -> list[Verdict]:
+    """Deep Unlearn's three headline claims on a tuned grid (rows of every method and seed,
+    references included) and its half-budget counterpart."""
+    full, half = grid_tables(df), None if df_half is None else grid_tables(df_half)
+    methods = [m for m in dict.fromkeys(df["method"]) if m not in REFERENCES]
+    n = len(methods)
+    top, middle = math.ceil(n / 3), n / 2
+    out = []
+
+    def rank_of(ms: Sequence[str], with_cost: bool, worst: bool) -> Stat:
+        def stat(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
+            mm = method_means(m, t)
+            r = ranks(mm, with_cost)[:, [mm["methods"].index(x) for x in ms]]
+            return r.max(axis=1) if worst else r.min(axis=1)
+        return stat
+
+    def present(ms: Sequence[str]) -> bool:
+        return set(ms) <= set(methods)
+
+    if present(["msg", "ct"]):
+        stat = rank_of(["msg", "ct"], True, worst=True)
+        ev = evidence(full, stat, top + 0.5, holds_above=False)
+        hv = None if half is None else evidence(half, stat, top + 0.5, holds_above=False)
+        out.append(decide(
+            "MSG and CT are the best methods", DEEP_UNLEARN, chapter,
+            f"the worse of MSG's and CT's ranks among {n} methods is in the top third (<= {top}); rank = mean of "
+            f"the ranks by objective norm and by cost (retraining's gradient evaluations / the method's), "
+            f"methods losing more than {UTILITY:.0%} test accuracy against retraining ranked last",
+            "worse rank of MSG and CT", top + 0.5, ev, hv, budget, more_trials))
+    if present(["ga", "srl"]):
+        stat = rank_of(["ga", "srl"], False, worst=False)
+        ev = evidence(full, stat, middle, holds_above=True)
+        hv = None if half is None else evidence(half, stat, middle, holds_above=True)
+        out.append(decide(
+            "GA and SRL are weak baselines", DEEP_UNLEARN, chapter,
+            f"the better of GA's and SRL's quality ranks among {n} methods is in the bottom half (> {middle:g}); "
+            "quality = objective norm, utility-losing methods last",
+            "better quality rank of GA and SRL", middle, ev, hv, budget, more_trials))
+    simple = [m for m in ("ft", "ga", "srl") if m in methods]
+    if "ngplus" in methods and simple:
+        def margin(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
+            mm = method_means(m, t)
+            ng = mm["methods"].index("ngplus")
+            others = [mm["methods"].index(b) for b in simple]
+            diff = (mm["norm"][:, others] - mm["norm"][:, [ng]]).min(axis=1)
+            return np.where(mm["utility"][:, ng], diff, -1.0)  # NG+ losing its utility beats nothing
+
+        ev = evidence(full, margin, 0.0, holds_above=True)
+        hv = None if half is None else evidence(half, margin, 0.0, holds_above=True)
+        out.append(decide(
+            "NG+ is the baseline to beat", DEEP_UNLEARN, chapter,
+            f"NG+'s objective norm is lower than each of {', '.join(simple)}'s (the smallest paired margin > 0) "
+            f"while keeping its utility",
+            "smallest margin of objective norm, simple baseline minus NG+", 0.0, ev, hv, budget, more_trials))
+    return out
+
+
+# --------------------------------------------------------------------------- nabla-tau's claims
+
+NABLA_TAU = "Trippa et al. 2024 (nabla-tau)"
+#: nabla-tau's utility window (its paper compares methods "at equal accuracy").
+NT_UTILITY = 0.02
+#: MIA difference below which two methods count as equally close to retraining.
+EQUIVALENCE = 0.01
+
+
+def nabla_tau_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget: str,
+                       chapter: str = "nabla_tau", more_trials: str | None = None) -> list[Verdict]:
+    """nabla-tau's two claims on the fraction study's rows (``forget`` = fraction:F specs and
+    optionally a class): it forgets random sets of up to 30% (closes at least half of the
+    loss-MIA gap between original and retrained at every fraction, within NT_UTILITY test
+    accuracy), and needs no tuning (no tuned baseline within the utility window gets
+    closer to the retrained model's MIA by more than EQUIVALENCE)."""
+    fr = [f for f in dict.fromkeys(df["forget"]) if str(f).startswith("fraction:")]
+    if "nabla_tau" not in set(df["method"]) or not fr:
+        return []
+    baselines = [m for m in dict.fromkeys(df["method"]) if m not in (*REFERENCES, "nabla_tau")]
+
+    def tables(d: pd.DataFrame | None) -> Tables | None:
+        return None if d is None else pivot(d[d["forget"].isin(fr)], ["mia_test", "test_acc"], ("forget", "method"))
+
+    def keeps(acc: np.ndarray, t: Tables, f: str, m: str) -> np.ndarray:
+        return acc[:, t.col((f, m))] >= acc[:, t.col((f, "retrain"))] - NT_UTILITY
+
+    def forgets(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
+        mia, acc = m["mia_test"], m["test_acc"]
+        vals = []
+        for f in fr:
+            orig, ret, nt = (mia[:, t.col((f, x))] for x in ("original", "retrain", "nabla_tau"))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = (orig - nt) / (orig - ret)
+            vals.append(np.where(keeps(acc, t, f, "nabla_tau"), share, -1.0))
+        return np.min(vals, axis=0)
+
+    def no_tuning(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
+        mia, acc = m["mia_test"], m["test_acc"]
+        worst = np.full(len(mia), np.inf)
+        for f in fr:
+            ret = mia[:, t.col((f, "retrain"))]
+            nt = np.abs(mia[:, t.col((f, "nabla_tau"))] - ret)
+            for b in baselines:
+                if (f, b) in t.columns:
+                    d = np.abs(mia[:, t.col((f, b))] - ret) - nt
+                    worst = np.minimum(worst, np.where(keeps(acc, t, f, b), d, np.inf))
+        return np.where(np.isfinite(worst), worst, np.nan)
+
+    full, half = tables(df), tables(df_half)
+    out = [decide(
+        "nabla-tau forgets random forget sets of up to 30% of the data", NABLA_TAU, chapter,
+        f"at every forget fraction ({', '.join(f.split(':')[1] for f in fr)}) nabla-tau at its defaults closes at "
+        f"least half of the loss-MIA gap (forget vs test) between the original and the retrained model, within "
+        f"{NT_UTILITY:.0%} of retraining's test accuracy",
+        "smallest share of the MIA gap closed", 0.5, evidence(full, forgets, 0.5), None, budget, more_trials)]
+    if baselines:
+        out.append(decide(
+            "nabla-tau needs no hyperparameter tuning", NABLA_TAU, chapter,
+            f"at every forget fraction no tuned baseline ({', '.join(baselines)}) within {NT_UTILITY:.0%} of "
+            f"retraining's test accuracy is closer to the retrained model's loss-MIA than nabla-tau at its "
+            f"defaults by more than {EQUIVALENCE}",
+            "smallest margin |MIA_b - MIA_R| - |MIA_nt - MIA_R| over baselines and fractions", -EQUIVALENCE,
+            evidence(full, no_tuning, -EQUIVALENCE),
+            None if half is None else evidence(half, no_tuning, -EQUIVALENCE), budget, more_trials))
+    return out
+
+
+# --------------------------------------------------------------------------- presenting
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
+    """One row per claim: verdict, statistic with its interval, seeds, budget, half-budget
+    verdict, the reason and what would test it."""
+    rows = [{"claim": v.claim, "verdict": v.state, "statistic": v.statistic, "estimate [95% CI]": v.interval(),
+             "seeds": v.n_seeds, "budget": v.budget, "half budget": v.half_state or "n/a", "why": v.reason,
+             "would test it": v.needed or "", "criterion": v.criterion, "source": v.source} for v in verdicts]
+    return pd.DataFrame(rows)
+
+
+def verdicts_markdown(verdicts: Sequence[Verdict]) -> str:
+    """A Markdown list: claim, bold verdict, interval, budget, and the criterion."""
+    lines = []
+    for v in verdicts:
+        tail = f" Would test it: {v.needed}." if v.needed else ""
+        lines.append(f"- **{v.claim}** ({v.source}): **{v.state}**. {v.statistic}: {v.interval()} "
+                     f"({v.n_seeds} seeds; {v.budget}; half budget: {v.half_state or 'n/a'}); {v.reason}.{tail}"
+                     f"\n  Criterion: {v.criterion}.")
+    return "\n".join(lines)
+
+
+def as_records(verdicts: Sequence[Verdict]) -> list[Mapping]:
+    return [v.row() for v in verdicts]
+
+
+__all__ = [
+    "HOLDS", "FAILS", "UNTESTED", "STATES", "MIN_SEEDS", "UTILITY", "Evidence", "Verdict", "seed_bootstrap",
+    "side", "evidence", "decide", "seeds_needed", "pivot", "grid_tables", "method_means", "ranks", "deep_unlearn_verdicts",
+    "nabla_tau_verdicts", "verdict_table", "verdicts_markdown", "as_records",
+]
