@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,12 +19,32 @@ from pathlib import Path
 from . import methods as registry
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from .store import Store
-    from .studies.experiment import format_summary, run_grid
+def _parse_hparams(text: str | None) -> dict | None:
+    """``--hparams`` JSON -> dict (its structure is checked by GridConfig)."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--hparams is not valid JSON ({e.msg} at character {e.pos}): {text!r}; give an "
+                         'object of method keys to objects, e.g. \'{"ft": {"lr": 0.01}}\'.') from None
 
-    hparams = json.loads(args.hparams) if args.hparams else None
+
+def _store(args: argparse.Namespace):
+    """The store of ``--store`` (else the default), checked to be writable before anything runs."""
+    from .store import Store
+
     store = Store(args.store) if args.store else Store()
+    store.check_writable()
+    return store
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .studies.experiment import check_out, format_summary, run_grid, write_rows
+
+    hparams = _parse_hparams(args.hparams)
+    out = check_out(args.out) if args.out else None  # before the grid: a bad --out wastes no training
+    store = _store(args)
     start = time.perf_counter()
     df = run_grid(
         dataset=args.dataset, model=args.model, methods=args.methods, seeds=args.seeds,
@@ -34,17 +53,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     print(format_summary(df))
     print(f"\n{len(df)} rows in {time.perf_counter() - start:.1f} s "
-          f"(store {store.root}: {store.hits} hits, {store.misses} misses)")
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        if out.suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-        print(f"wrote {out}")
+          f"(store {store.root}: {store.hits} hits, {store.misses} misses"
+          f"{f', {len(store.corrupt)} bad entries moved aside and recomputed' if store.corrupt else ''})")
+    if out is not None:
+        print(f"wrote {write_rows(df, out)}")
     return 0
 
 
@@ -66,16 +78,23 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from .store import Store
+    from .datasets.embedded import dataset_cache
     from .studies import tuned
-    from .studies.experiment import format_summary, to_frame
+    from .studies.experiment import check_model_fits, format_summary, parse_seeds, to_frame
     from .studies.hpo import Setup, make_entry, tune_and_rerun
 
-    store = Store(args.store) if args.store else Store()
     keys = registry.parse_methods(args.method)
+    parse_seeds(args.seeds)
+    if args.rerun_seeds:
+        parse_seeds(args.rerun_seeds)
+    if args.trials < 1:
+        raise ValueError(f"--trials must be a positive integer; got {args.trials}.")
+    store = _store(args)
     start = time.perf_counter()
-    setup = Setup.create(args.dataset, args.model, args.forget, args.epochs, args.device,
-                         args.data_root, store, show_progress=not args.quiet)
+    with dataset_cache(store.root):
+        setup = Setup.create(args.dataset, args.model, args.forget, args.epochs, args.device,
+                             args.data_root, store, show_progress=not args.quiet)
+    check_model_fits(setup.model, setup.splits)
     frames = []
     for key in keys:
         t0 = time.perf_counter()
@@ -139,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
     r.add_argument("--hparams", default=None, help='JSON, e.g. \'{"ft": {"lr": 0.01}}\'')
     r.add_argument("--store", default=None, help="cache folder (default $UNLEARNLIB_STORE or ~/.cache/unlearnlib)")
-    r.add_argument("--out", default=None, help="write rows to .parquet (default) or .csv")
+    r.add_argument("--out", default=None, help="write rows to a .parquet or .csv file")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(fn=_cmd_run)
 
@@ -181,12 +200,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. Bad input (``ValueError``, missing data) prints one line and exits 2,
+    before anything trains; a file that cannot be written (``OSError``), a failed
+    notebook or book build print their message and exit 1; Ctrl-C prints one line and
+    exits 130."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except KeyboardInterrupt:
+        print("unlearnlib: interrupted (nothing half-written is left in the store)", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError) as e:
         print(f"unlearnlib: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"unlearnlib: error: {e}", file=sys.stderr)
+        return 1
+    except RuntimeError as e:
+        from .book.build import BookBuildError, NotebookExecutionError
+
+        if isinstance(e, (NotebookExecutionError, BookBuildError)):
+            print(f"unlearnlib: error: {e}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

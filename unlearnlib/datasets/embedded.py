@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
-import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -36,35 +38,74 @@ def _split_test(name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> Ra
     )
 
 
+#: The store root whose ``datasets`` folder caches generated data; None: the default store.
+_CACHE_ROOT: ContextVar[Path | None] = ContextVar("unlearnlib_dataset_cache_root", default=None)
+
+
+@contextmanager
+def dataset_cache(store_root: Path | str | None) -> Iterator[None]:
+    """Cache generated datasets under ``<store_root>/datasets`` inside this block (the store
+    in use, as ``run_grid(store=...)`` and ``--store DIR`` give it); ``None``: the default
+    store (``$UNLEARNLIB_STORE`` or ``~/.cache/unlearnlib``)."""
+    token = _CACHE_ROOT.set(Path(store_root) if store_root is not None else None)
+    try:
+        yield
+    finally:
+        _CACHE_ROOT.reset(token)
+
+
 def _cache_dir() -> Path:
-    root = os.environ.get("UNLEARNLIB_STORE") or Path.home() / ".cache" / "unlearnlib"
-    return Path(root) / "datasets"
+    """The folder of the dataset cache: ``<store root in use>/datasets``."""
+    from ..store import default_root
+
+    return (_CACHE_ROOT.get() or default_root()) / "datasets"
+
+
+def _mnist1d_spec() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package = version("mnist1d")
+    except PackageNotFoundError:  # pragma: no cover - the package is a dependency
+        package = "unknown"
+    return {"dataset": "mnist1d", "num_samples": MNIST1D_SAMPLES, "mnist1d": package}
+
+
+def _generate_mnist1d() -> dict[str, np.ndarray]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = MNIST1D_SAMPLES
+    d = make_dataset(args)
+    return {"x": d["x"], "y": d["y"], "x_test": d["x_test"], "y_test": d["y_test"]}
+
+
+def mnist1d_arrays() -> dict[str, np.ndarray]:
+    """The generated MNIST-1D arrays, cached as a verified ``.npz`` store entry in the
+    store in use (:func:`dataset_cache`). A store without it takes a verified copy from
+    the default store when that has one, instead of generating again; a corrupt cache is
+    moved aside with a warning and generated again."""
+    from ..store import Store, default_root
+
+    here = _cache_dir().parent
+    fallback = default_root()
+
+    def build() -> dict[str, np.ndarray]:
+        if here.resolve() != fallback.resolve() and Store(fallback).has("datasets", _mnist1d_spec()):
+            return Store(fallback).arrays("datasets", _mnist1d_spec(), _generate_mnist1d)
+        return _generate_mnist1d()
+
+    return Store(here).arrays("datasets", _mnist1d_spec(), build)
 
 
 @register_dataset("mnist1d")
 def load_mnist1d(data_root: str | None = None) -> RawDataset:
     """MNIST-1D (Greydanus 2020), generated offline with the package's defaults.
 
-    Signals of length 40, 10 classes; 10,000 samples with the package's own
-    80/20 train/test split. The generated arrays are cached as ``.npz``.
+    Signals of length 40, 10 classes; 6,000 samples with the package's own
+    80/20 train/test split. The generated arrays are cached (:func:`mnist1d_arrays`).
     """
-    from ..store import atomic_write_bytes
-
-    path = _cache_dir() / f"mnist1d_{MNIST1D_SAMPLES}.npz"
-    if path.exists():
-        arrays = dict(np.load(path))
-    else:
-        from mnist1d.data import get_dataset_args, make_dataset
-
-        args = get_dataset_args()
-        args.num_samples = MNIST1D_SAMPLES
-        d = make_dataset(args)
-        arrays = {"x": d["x"], "y": d["y"], "x_test": d["x_test"], "y_test": d["y_test"]}
-        import io
-
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
+    arrays = mnist1d_arrays()
     return RawDataset(
         "mnist1d",
         torch.as_tensor(arrays["x"], dtype=torch.float32),

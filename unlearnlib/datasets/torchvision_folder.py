@@ -13,7 +13,8 @@ files in torchvision's layout::
     <root>/FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte   (unpacked)
 
 Missing files raise :class:`FileNotFoundError` naming the path and how to get
-the data, before anything is read. Inputs come back as float32 (N, C, H, W) in
+the data, before anything is read; a file that is there but cannot be read (truncated,
+corrupt, not in torchvision's format) raises :class:`ValueError` naming that file. Inputs come back as float32 (N, C, H, W) in
 [0, 1] (a stored byte ``v`` becomes ``v / 255``), labels as int64; per-channel
 normalisation is left to the model.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -61,6 +63,47 @@ def _require(folder: Path, files: list[str], tv_class: str, root: Path) -> None:
         f"    python -c \"import torchvision; torchvision.datasets.{tv_class}('{root}', download=True)\"\n"
         f"and copy the folder here, or point --data-root / ${DATA_ENV} at a folder that holds it."
     )
+
+
+def _read_cifar_batch(path: Path) -> None:
+    """Unpickle one CIFAR batch/meta file as torchvision does; raises on a bad file."""
+    import pickle
+
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    if not isinstance(entry, dict):
+        raise ValueError(f"holds a {type(entry).__name__}, not a dict")
+    if "data" in entry:
+        np.asarray(entry["data"]).reshape(-1, 3, 32, 32)
+
+
+def _read_idx(path: Path) -> None:
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+
+    read_sn3_pascalvincent_tensor(str(path), strict=True)
+
+
+def _load_checked(load: Callable[[], Any], folder: Path, files: list[str],
+                  read: Callable[[Path], None], tv_class: str) -> Any:
+    """Run torchvision's loader; when it fails, name the file that cannot be read.
+
+    Unpickling/parsing errors of torchvision name no file; each file is read on its
+    own to find the culprit, and a ``ValueError`` names it and what to do.
+    """
+    try:
+        return load()
+    except Exception as e:  # noqa: BLE001 - diagnosed below, re-raised if no file is bad
+        for name in files:
+            try:
+                read(folder / name)
+            except Exception as bad:  # noqa: BLE001
+                why = str(bad).splitlines()[0][:120] if str(bad) else ""
+                raise ValueError(
+                    f"{tv_class} file {folder / name} cannot be read ({type(bad).__name__}: {why}): "
+                    "it is truncated or corrupt; replace it with a fresh copy of the dataset "
+                    "(unlearnlib never downloads)."
+                ) from e
+        raise
 
 
 def _tensors(
@@ -110,7 +153,9 @@ def _load_cifar(name: str, data_root: str | None, hundred: bool) -> RawDataset:
     files = [f for f, _ in tv.train_list + tv.test_list] + [tv.meta["filename"]]
     _require(root / tv.base_folder, files, tv.__name__, root)
     cls = _cifar_classes()[int(hundred)]
-    train, test = (cls(str(root), train=t, download=False) for t in (True, False))
+    train, test = _load_checked(
+        lambda: [cls(str(root), train=t, download=False) for t in (True, False)],
+        root / tv.base_folder, files, _read_cifar_batch, tv.__name__)
     x_tr, y_tr = _tensors(train.data, train.targets, channels_last=True)
     x_te, y_te = _tensors(test.data, test.targets, channels_last=True)
     return RawDataset(name, x_tr, y_tr, x_te, y_te, 100 if hundred else 10)
@@ -144,7 +189,9 @@ def _load_mnist_like(name: str, data_root: str | None, fashion: bool) -> RawData
     tv = FashionMNIST if fashion else MNIST
     root = data_root_path(data_root)
     _require(root / tv.__name__ / "raw", MNIST_FILES, tv.__name__, root)
-    train, test = (tv(str(root), train=t, download=False) for t in (True, False))
+    train, test = _load_checked(
+        lambda: [tv(str(root), train=t, download=False) for t in (True, False)],
+        root / tv.__name__ / "raw", MNIST_FILES, _read_idx, tv.__name__)
     x_tr, y_tr = _tensors(train.data, train.targets, channels_last=False)
     x_te, y_te = _tensors(test.data, test.targets, channels_last=False)
     return RawDataset(name, x_tr, y_tr, x_te, y_te, 10)

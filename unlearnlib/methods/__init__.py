@@ -18,9 +18,10 @@ import copy
 import importlib
 import inspect
 import math
+import numbers
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -203,7 +204,13 @@ class Method:
                         scale: DataScale | None = None) -> dict[str, Any]:
         """Defaults overridden by ``hparams``. With ``scale``, the epoch counts left at their
         defaults are converted to this data by :func:`scale_epochs` (the values given in
-        ``hparams`` are used as they are), so the result is what actually runs."""
+        ``hparams`` are used as they are), so the result is what actually runs.
+
+        Every given value is checked first (:meth:`check_value`): a ``ValueError`` names
+        the hyperparameter and what is allowed, before anything trains."""
+        if not isinstance(hparams, (Mapping, type(None))):
+            raise ValueError(f"Hyperparameters of {self.key!r} must be a mapping of names to values, "
+                             f"e.g. {{\"lr\": 0.01}}; got {hparams!r}.")
         hparams = dict(hparams or {})
         unknown = sorted(set(hparams) - set(self.defaults))
         if unknown:
@@ -211,11 +218,50 @@ class Method:
                 f"Method {self.key!r} has no hyperparameter(s) {', '.join(unknown)}; "
                 f"allowed: {', '.join(self.defaults) or '(none)'}."
             )
-        out = {**self.defaults, **hparams}
+        out = {**self.defaults, **{k: self.check_value(k, v) for k, v in hparams.items()}}
         defaulted = {k: self.defaults[k] for k in self.epoch_params if k not in hparams}
         if scale is not None and defaulted:
             out.update(scale_epochs(defaulted, int(out.get("batch_size", 256)), self.epochs_over, scale))
         return out
+
+    def check_value(self, name: str, value: Any) -> Any:
+        """``value`` if it is a legal value of hyperparameter ``name``, else ``ValueError``.
+
+        The rule (what a value must be, not where the search looks): the type of the
+        default (an integer for an integer default, a finite real number for a float one,
+        a string for a string one); the sign of the search range (a range starting at or
+        above 1 for integers: at least 1; a non-negative range: at least 0) or, without a
+        range, of the default; epoch counts non-negative; a string with a categorical range
+        (``gap``) or ``bn_mode`` one of its choices. Values outside the *search* range
+        but legal (``lr`` 0.5, ``batch_size`` 32) are allowed. numpy integers come back
+        as ``int``.
+        """
+        where = f"Hyperparameter {name!r} of method {self.key!r}"
+        default, space = self.defaults[name], self.search_space.get(name)
+        choices = _string_choices(name, space)
+        if isinstance(default, str) or choices:
+            if not isinstance(value, str) or (choices and value not in choices):
+                allowed = f"one of {', '.join(map(repr, choices))}" if choices else "a string"
+                raise ValueError(f"{where} must be {allowed}; got {value!r}.")
+            return value
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{where} must be true or false; got {value!r}.")
+            return value
+        if isinstance(default, numbers.Integral):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{where} must be an integer{_bound_text(self, name)}; got {value!r}.")
+            value = value if type(value) is int else int(value)
+        elif isinstance(default, numbers.Real):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{where} must be a finite number{_bound_text(self, name)}; got {value!r}.")
+        else:  # no default type to go by (None)
+            return value
+        low, strict = _lower_bound(self, name)
+        if low is not None and (value <= low if strict else value < low):
+            raise ValueError(f"{where} must be {'an integer' if isinstance(default, numbers.Integral) else 'a finite number'}"
+                             f"{_bound_text(self, name)}; got {value!r}.")
+        return value
 
     def __call__(self, model: nn.Module, data: UnlearnData, **hparams: Any) -> nn.Module:
         """Unlearn on a deep copy: the caller's model is never modified.
@@ -230,6 +276,49 @@ class Method:
             torch.manual_seed(data.seed)
             out = self.fn(work, data, **hp)
         return out.eval()
+
+
+def _string_choices(name: str, space: Param | None) -> tuple[str, ...]:
+    """The legal strings of a string hyperparameter: its categorical range, or the shared
+    loop's BatchNorm modes for ``bn_mode``; empty when any string goes."""
+    if space is not None and space.kind == "categorical" and space.choices \
+            and all(isinstance(c, str) for c in space.choices):
+        return tuple(space.choices)
+    if name == "bn_mode":
+        from ._loop import BN_MODES
+
+        return tuple(BN_MODES)
+    return ()
+
+
+def _lower_bound(method: Method, name: str) -> tuple[float | None, bool]:
+    """``(bound, strict)`` a numeric value must respect: epoch counts >= 0 (0 runs only a
+    method's non-training steps, e.g. MSG's surgery: an ablation; result grids refuse it,
+    :func:`unlearnlib.studies.experiment.check_hparams`); integers >= 1 where the range
+    (or, without one, the default) is at least 1; >= 0 where it is non-negative; no bound
+    where it may be negative."""
+    if name in method.epoch_params:
+        return 0, False
+    space, default = method.search_space.get(name), method.defaults[name]
+    if space is None:
+        lows = [default]
+    elif space.kind == "categorical":
+        lows = [c for c in space.choices if isinstance(c, numbers.Real)] or [default]
+    else:
+        lows = [space.low if space.low is not None else default]
+    low = min(lows)
+    if isinstance(default, numbers.Integral) and low >= 1:
+        return 1, False
+    if low >= 0:
+        return 0, False
+    return None, False
+
+
+def _bound_text(method: Method, name: str) -> str:
+    low, strict = _lower_bound(method, name)
+    if low is None:
+        return ""
+    return f" > {low:g}" if strict else f" >= {low:g}"
 
 
 _REGISTRY: dict[str, Method] = {}

@@ -1,7 +1,8 @@
 """One run = config -> tidy result rows.
 
-:func:`run_grid` validates everything first (dataset, model, methods and their
-hyperparameters, forget spec, seeds), then for every seed trains or loads the
+:func:`run_grid` validates everything first (dataset, model, methods and the type
+and range of their hyperparameters, forget spec, seeds, device, that the store can be
+written and that the model fits the data), then for every seed trains or loads the
 original and the retrained model, runs each method, evaluates it against the
 retrained model of the same seed and returns one row per (method, seed). Each
 row is cached in the store, so re-running a notebook computes nothing.
@@ -9,24 +10,30 @@ row is cached in the store, so re-running a notebook computes nothing.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import numbers
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 import torch
 
 from .. import methods as registry
 from ..data import ForgetSpec, Splits, available_datasets, load_splits
+from ..datasets.embedded import dataset_cache
 from ..evaluation import compare_to_reference, evaluate_model, l2_distance
-from ..models import available_models
-from ..store import Store, canonical_json
+from ..methods import _cost
+from ..models import available_models, build_model
+from ..store import Store, atomic_write_bytes, canonical_json, probe_writable, writable_error
 from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 
 #: Bump when the evaluation code changes what a cached row contains.
-EVAL_VERSION = 5
+EVAL_VERSION = 6
 
 #: The columns every result row has (the contract of ../shared/DESIGN.md).
 RESULT_COLUMNS = [
@@ -36,32 +43,189 @@ RESULT_COLUMNS = [
 ]
 
 
+#: Seeds are 32-bit (numpy's legacy seeding and many tools take no more).
+MAX_SEED = 2**32 - 1
+#: More seeds than this in one grid is a typo (``0-9999999999``), not an experiment.
+MAX_SEEDS = 10_000
+_SEED_PART = re.compile(r"([0-9]+)\s*-\s*([0-9]+)|([0-9]+)")
+
+
 def parse_seeds(seeds: str | int | Iterable[int]) -> list[int]:
-    """``"0,1,2"``, ``"0-4"``, ``3`` or ``[0, 1]`` -> a list of non-negative ints."""
-    bad = f"Seeds must be non-negative integers, e.g. '0,1,2' or '0-4'; got {seeds!r}."
+    """``"0,1,2"``, ``"0-4"``, ``3`` or ``[0, 1]`` -> a list of distinct seeds in order.
+
+    A seed is an integer in [0, 2**32 - 1] (not a bool, not a float such as 0.7); a range
+    ``lo-hi`` ascends; a seed appears once (a repeated seed would give duplicate rows);
+    at most :data:`MAX_SEEDS` of them. Anything else is a ``ValueError`` saying so,
+    before anything runs.
+    """
+    allowed = (f"Seeds must be distinct non-negative integers up to 2**32 - 1 (at most {MAX_SEEDS:,}), "
+               "e.g. '0,1,2' or '0-4' (a range lo-hi ascends)")
+
+    def bad(why: str = "") -> ValueError:
+        return ValueError(f"{allowed}; got {seeds!r}{why}.")
+
+    out: list[int] = []
+    if isinstance(seeds, bool):
+        raise bad()
+    if isinstance(seeds, numbers.Integral):
+        out = [int(seeds)]
+    elif isinstance(seeds, str):
+        for part in (p.strip() for p in seeds.split(",")):
+            m = _SEED_PART.fullmatch(part)
+            if not part or not m:
+                raise bad(f" ({part!r} is not a seed or a range)" if part else " (an empty entry)")
+            if m[3] is not None:
+                out.append(int(m[3]))
+                continue
+            lo, hi = int(m[1]), int(m[2])
+            if hi < lo:
+                raise bad(f" (the range {part!r} descends)")
+            if hi - lo + 1 + len(out) > MAX_SEEDS:
+                raise bad(f" (more than {MAX_SEEDS:,} seeds)")
+            out.extend(range(lo, hi + 1))
+    else:
+        try:
+            items = list(seeds)
+        except TypeError:
+            raise bad() from None
+        for s in items:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+                raise bad(f" ({s!r} is not an integer)")
+            out.append(int(s))
+    if not out:
+        raise bad(" (no seed)")
+    if len(out) > MAX_SEEDS:
+        raise bad(f" (more than {MAX_SEEDS:,} seeds)")
+    big = [s for s in out if not 0 <= s <= MAX_SEED]
+    if big:
+        raise bad(f" ({big[0]} is out of range)")
+    if len(set(out)) < len(out):
+        dup = next(s for i, s in enumerate(out) if s in out[:i])
+        raise bad(f" (seed {dup} appears twice)")
+    return out
+
+
+def check_device(device: str | torch.device) -> None:
+    """Raise ``ValueError`` unless ``device`` is ``cpu``, ``auto``, or an available
+    ``cuda`` / ``cuda:N``; checked before anything trains."""
+    allowed = "allowed: cpu, cuda, cuda:N (a GPU index) or auto"
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"Device must be a string; got {device!r}; {allowed}.")
+    name = str(device).strip()
+    if re.fullmatch(r"cpu(:0)?|auto", name):
+        return
+    m = re.fullmatch(r"cuda(?::([0-9]+))?", name)
+    if m is None:
+        other = " (this library runs on the CPU or on CUDA GPUs)" if name.split(":")[0] in ("mps", "xpu", "xla", "meta") else ""
+        raise ValueError(f"Unknown or unsupported device {name!r}{other}; {allowed}.")
+    if not torch.cuda.is_available():
+        raise ValueError(f"Device {name!r} was requested but no CUDA GPU is available; use cpu or auto.")
+    if m[1] is not None and int(m[1]) >= torch.cuda.device_count():
+        raise ValueError(f"Device {name!r}: there are only {torch.cuda.device_count()} CUDA device(s) "
+                         f"(cuda:0..cuda:{torch.cuda.device_count() - 1}).")
+
+
+def check_forget(spec: str) -> None:
+    """:meth:`ForgetSpec.parse` plus a finite value (``class:inf`` is no class)."""
+    if isinstance(spec, str) and ":" in spec:
+        raw = spec.partition(":")[2]
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0  # not a number: ForgetSpec.parse says so
+        if not math.isfinite(value):
+            raise ValueError(f"Forget spec {spec!r}: {raw!r} is not a finite number; use random:F or "
+                             "fraction:F with 0<F<1, or class:C with C a class index.")
+    ForgetSpec.parse(spec)
+
+
+def check_hparams(hparams: Any, methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Validate ``{method key: {name: value}}`` against the methods of the grid and each
+    method's hyperparameters (:meth:`~unlearnlib.methods.Method.check_value`)."""
+    example = '{"ft": {"lr": 0.01, "epochs": 2}}'
+    if hparams is None:
+        return {}
+    if not isinstance(hparams, Mapping) or not all(isinstance(v, Mapping) for v in hparams.values()):
+        raise ValueError(f"Hyperparameters must map method keys to objects of hyperparameters, e.g. "
+                         f"{example}; got {hparams!r}.")
+    for key, hp in hparams.items():
+        if key not in methods:
+            raise ValueError(f"Hyperparameters given for {key!r}, which is not among the methods {list(methods)}.")
+        m = registry.get(key)
+        m.resolve_hparams(dict(hp))
+        zero = [p for p in m.epoch_params if p in hp and hp[p] == 0]
+        if zero:
+            raise ValueError(f"Hyperparameter {zero[0]!r} of method {key!r} is 0: a result row would unlearn with no "
+                             "training and be cached under the method's name; use epochs >= 1 (call the method "
+                             "directly for a surgery-only ablation).")
+    return {k: dict(v) for k, v in hparams.items()}
+
+
+def check_model_fits(model: str, splits: Splits) -> None:
+    """Build ``model`` for ``splits`` and run one forward pass on two of its inputs;
+    ``ValueError`` naming the model, the data's shape and the models that fit when it
+    fails or gives other than one logit per class (``--dataset digits --model cnn1d``)."""
+    x = splits.retain.x[:2].cpu()
+
+    def fits(name: str) -> str | None:
+        try:
+            with torch.no_grad():
+                out = build_model(name, splits.input_shape, splits.num_classes, seed=0).eval()(x)
+        except Exception as e:  # noqa: BLE001 - any failure means it does not fit
+            return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        if tuple(out.shape) != (len(x), splits.num_classes):
+            return f"it outputs shape {tuple(out.shape)}, not {(len(x), splits.num_classes)}"
+        return None
+
+    why = fits(model)
+    if why is not None:
+        ok = [m for m in available_models() if m != model and fits(m) is None]
+        raise ValueError(
+            f"Model {model!r} does not fit dataset {splits.dataset!r} (inputs of shape "
+            f"{tuple(splits.input_shape)}, {splits.num_classes} classes): {why}; models that fit: "
+            f"{', '.join(ok) or '(none)'}."
+        )
+
+
+#: File formats of :func:`write_rows`, by suffix.
+OUT_SUFFIXES = (".parquet", ".csv")
+
+
+def check_out(out: str | Path) -> Path:
+    """Raise ``ValueError`` unless rows can be written to ``out``: a known suffix, not a
+    folder, in a folder that can be written. Checked before the grid runs."""
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"Output file {out} is a folder; give a file name ending in "
+                         f"{' or '.join(OUT_SUFFIXES)}.")
+    if out.suffix.lower() not in OUT_SUFFIXES:
+        raise ValueError(f"Output file {out} has the unknown suffix {out.suffix or '(none)'!r}; "
+                         f"allowed: {', '.join(OUT_SUFFIXES)}.")
     try:
-        if isinstance(seeds, int):
-            out = [seeds]
-        elif isinstance(seeds, str):
-            out = []
-            for part in (p.strip() for p in seeds.split(",") if p.strip()):
-                if "-" in part:
-                    lo, hi = part.split("-", 1)
-                    out.extend(range(int(lo), int(hi) + 1))
-                else:
-                    out.append(int(part))
-        else:
-            out = [int(s) for s in seeds]
-    except (TypeError, ValueError) as e:
-        raise ValueError(bad) from e
-    if not out or any(s < 0 for s in out):
-        raise ValueError(bad)
+        probe_writable(out.parent)
+    except OSError as e:
+        raise writable_error("Output folder", out.parent, e) from None
+    return out
+
+
+def write_rows(df: pd.DataFrame, out: str | Path) -> Path:
+    """Write ``df`` to ``out`` (``.parquet`` or ``.csv``) atomically: a failed or killed
+    write leaves the old file (or none) and no temporary file."""
+    out = check_out(out)
+    if out.suffix.lower() == ".csv":
+        data = df.to_csv(index=False).encode()
+    else:
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        data = buf.getvalue()
+    atomic_write_bytes(out, data)
     return out
 
 
 @dataclass
 class GridConfig:
-    """What :func:`run_grid` runs; validated on construction."""
+    """What :func:`run_grid` runs; every value is validated on construction (one
+    ``ValueError`` line naming the input and what is allowed), before anything trains."""
 
     dataset: str = "mnist1d"
     model: str = "cnn1d"
@@ -80,13 +244,12 @@ class GridConfig:
             raise ValueError(f"Unknown model {self.model!r}; allowed: {', '.join(available_models())}.")
         self.methods = registry.parse_methods(self.methods)
         self.seeds = parse_seeds(self.seeds)
-        ForgetSpec.parse(self.forget)
-        if self.epochs is not None and int(self.epochs) < 1:
+        check_forget(self.forget)
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral)
+                                        or self.epochs < 1):
             raise ValueError(f"epochs must be a positive integer or None; got {self.epochs!r}.")
-        for key, hp in (self.hparams or {}).items():
-            if key not in self.methods:
-                raise ValueError(f"Hyperparameters given for {key!r}, which is not among the methods {self.methods}.")
-            registry.get(key).resolve_hparams(hp)
+        check_device(self.device)
+        self.hparams = check_hparams(self.hparams, self.methods)
 
 
 def run_grid(
@@ -106,10 +269,17 @@ def run_grid(
 
     ``epochs`` overrides the training epochs of the dataset's default recipe;
     ``hparams`` maps a method key to hyperparameters overriding its defaults.
+    Everything is checked before anything trains: the config (:class:`GridConfig`), that
+    the store can be written, and that the model fits the data (:func:`check_model_fits`).
+    Generated datasets are cached in ``store`` (:func:`~unlearnlib.datasets.embedded.dataset_cache`).
     """
-    cfg = GridConfig(dataset, model, methods, seeds, forget, epochs, data_root, device, dict(hparams or {}))
+    cfg = GridConfig(dataset, model, methods, seeds, forget, epochs, data_root, device,
+                     {} if hparams is None else hparams)
     store = store or Store()
-    splits = load_splits(cfg.dataset, cfg.forget, cfg.data_root, cfg.device)
+    store.check_writable()
+    with dataset_cache(store.root):
+        splits = load_splits(cfg.dataset, cfg.forget, cfg.data_root, cfg.device)
+    check_model_fits(cfg.model, splits)
     recipe = default_recipe(cfg.dataset).with_(epochs=cfg.epochs)
     rows: list[dict] = []
     for seed in progress(cfg.seeds, "seeds", enabled=show_progress):
@@ -138,20 +308,24 @@ def run_method(
 
     def compute() -> list[dict]:
         ref_metrics = reference_metrics(refs, splits, store)
+        retrain_grads = refs.recipe.epochs * len(splits.retain)  # per-sample gradients of retraining
         if key == "retrain":  # the gold model is already trained and cached
-            model, seconds = refs.retrained, refs.retrain_seconds
+            model, seconds, grads = refs.retrained, refs.retrain_seconds, retrain_grads
         else:
             data = registry.UnlearnData.from_splits(
                 splits, seed=refs.seed, model_name=refs.model_name, init_state=refs.init_state,
                 train_recipe=refs.recipe, max_sample_grads=max_sample_grads,
             )
-            model, seconds = timed_unlearn(method, refs.original, data, **hp)
+            with _cost.counting() as counted:
+                model, seconds = timed_unlearn(method, refs.original, data, **hp)
+            grads = counted[0]
         metrics = evaluate_model(model, splits, seed=refs.seed)
         return [{
             "dataset": splits.dataset, "model": refs.model_name, "method": key, "seed": refs.seed,
             "forget": splits.forget_spec, "hparams": canonical_json(hp),
             **metrics, **compare_to_reference(metrics, ref_metrics),
             "rte": refs.retrain_seconds / seconds if seconds > 0 else math.nan,
+            "grad_evals": grads, "cost_rte": retrain_grads / grads if grads > 0 else math.nan,
             "unlearn_seconds": seconds, "retrain_seconds": refs.retrain_seconds,
             "l2_to_retrained": l2_distance(model, refs.retrained),
             "train_epochs": refs.recipe.epochs, "device": str(splits.device),

@@ -45,12 +45,21 @@ from tqdm.auto import tqdm
 
 from .. import methods as registry
 from ..data import ForgetSpec, Splits, load_splits
+from ..datasets.embedded import dataset_cache
 from ..evaluation import indiscernibility, indiscernibility_to
 from ..methods import Param
 from ..store import Store, canonical_json, content_key
 from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 from . import trials, tuned
-from .experiment import GridConfig, data_scale, parse_seeds, reference_metrics, run_method, to_frame
+from .experiment import (
+    GridConfig,
+    check_model_fits,
+    data_scale,
+    parse_seeds,
+    reference_metrics,
+    run_method,
+    to_frame,
+)
 
 #: Bump when the objective or the trial protocol changes (new study names).
 HPO_VERSION = 2
@@ -270,9 +279,13 @@ class Setup:
         store: Store | None = None, show_progress: bool = True,
     ) -> "Setup":
         GridConfig(dataset, model, ["original"], [0], forget, epochs, data_root, device)  # validates
-        splits = load_splits(dataset, forget, data_root, device)
+        store = store or Store()
+        store.check_writable()
+        with dataset_cache(store.root):
+            splits = load_splits(dataset, forget, data_root, device)
+        check_model_fits(model, splits)
         recipe = default_recipe(dataset).with_(epochs=epochs)
-        return cls(splits, model, recipe, store or Store(), show_progress)
+        return cls(splits, model, recipe, store, show_progress)
 
     def refs(self, seed: int) -> ReferenceModels:
         if seed not in self._refs:
