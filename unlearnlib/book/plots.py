@@ -38,9 +38,9 @@ from ..studies.tables import check_columns as _check_columns
 from ..studies.tables import method_order, summary_table
 
 __all__ = [
-    "retdev_vs_rte", "mia_comparison", "accuracy_bars", "summary_table", "forgetting_summary",
+    "retdev_vs_rte", "metric_vs_cost", "convergence_figure", "transfer_figure", "mia_comparison", "accuracy_bars", "summary_table", "forgetting_summary",
     "metric_vs_fraction",
-    "method_order", "method_colors",
+    "method_order", "method_colors", "method_symbols",
     "show", "BookRenderer", "RENDERER", "plotly_js_path",
 ]
 
@@ -53,10 +53,12 @@ LABELS = {
     "forget_acc": "forget accuracy (FA)",
     "val_acc": "validation accuracy (VA)",
     "test_acc": "test accuracy (TA)",
-    "mia_test": "MIA forget vs test",
-    "mia_val": "MIA forget vs val",
+    "mia_test": "loss-MIA forget vs test",
+    "mia_val": "loss-MIA forget vs val",
     "retdev": "RetDev",
-    "rte": "RTE",
+    "rte": "RTE (wall time)",
+    "cost_rte": "cost ratio (gradient evaluations)",
+    "indisc": "Indisc (val MIA)",
     "mia_entropy_test": "entropy-MIA forget vs test",
     "forget_loss": "forget loss L_f",
     "val_loss": "validation loss (tau)",
@@ -69,17 +71,30 @@ _METRIC_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
 # --------------------------------------------------------------------------- helpers
 
 
+#: One colour per method for the whole book: Dark24 without its near-black (kept for the
+#: retrained model), then Alphabet's saturated colours; assigned by registry order, so a
+#: method has the same colour and marker in every figure of every chapter.
+_PALETTE = [c for c in qualitative.Dark24 if c != "#222A2A"] + [
+    c for c in qualitative.Alphabet if c not in ("#565656", "#E2E2E2", "#F7E1A0", "#FBE426")]
+_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down", "pentagon", "star",
+            "hexagon"]
+
+
+def _method_index(method: str) -> int:
+    from .. import methods as registry
+
+    keys = [k for k in registry.available() if k not in _FIXED_COLORS]
+    return keys.index(method) if method in keys else len(keys) + sum(map(ord, method)) % 40
+
+
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
-    """A stable colour per method: grey for ``original``, black for ``retrain``."""
-    palette = [c for c in qualitative.Plotly if c not in _FIXED_COLORS.values()]
-    out, i = {}, 0
-    for m in methods:
-        if m in _FIXED_COLORS:
-            out[m] = _FIXED_COLORS[m]
-        else:
-            out[m] = palette[i % len(palette)]
-            i += 1
-    return out
+    """A stable colour per method (grey ``original``, black ``retrain``), the same in every figure."""
+    return {m: _FIXED_COLORS.get(m) or _PALETTE[_method_index(m) % len(_PALETTE)] for m in methods}
+
+
+def method_symbols(methods: Sequence[str]) -> dict[str, str]:
+    """A stable marker per method, so methods stay apart where colours are close."""
+    return {m: "circle" if m in _FIXED_COLORS else _SYMBOLS[_method_index(m) % len(_SYMBOLS)] for m in methods}
 
 
 def _subtitle(df: pd.DataFrame) -> str:
@@ -156,55 +171,113 @@ def _grouped_dots(
 # --------------------------------------------------------------------------- figures
 
 
-def retdev_vs_rte(df: pd.DataFrame) -> go.Figure:
-    """RetDev against run-time efficiency (RTE, log scale), one colour per method.
+COSTS = {"cost_rte": "retraining's gradient evaluations / the method's (log scale)",
+         "rte": "RTE = retraining time / unlearning time (log scale)"}
 
-    Each seed is a small point; the big marker is the mean RetDev (error bar:
-    std over seeds) at the geometric mean RTE (RTE is a ratio, so it is averaged
-    on the log axis it is drawn on). ``original`` is left out: it does no
-    unlearning, so its RTE (retrain time over ~0 s) is meaningless. ``retrain``
-    sits at RTE = 1, RetDev = 0 by definition: the dotted line marks the cost of
-    retraining; the best methods are low (close to the retrained model) and to
-    the right (much cheaper).
 
-    Parameters
-    ----------
-    df : run_grid's tidy result frame (needs ``method``, ``seed``, ``retdev``, ``rte``).
+def metric_vs_cost(df: pd.DataFrame, metric: str = "retdev", cost: str | None = None,
+                   label: str | None = None, target: float | None = None) -> go.Figure:
+    """``metric`` of each method against its cost ratio (log scale), one colour and marker per method.
+
+    ``cost`` is ``cost_rte`` (retraining's per-sample gradient evaluations over the
+    method's: load-independent; the default where the rows have it) or ``rte`` (wall
+    time). Each seed is a small point; the big marker is the mean (error bar: std over
+    seeds) at the geometric-mean cost (a ratio, averaged on the log axis it is drawn on).
+    ``original`` is left out (it does no unlearning). ``target`` draws the retrained
+    model's value as a dotted line (default: its mean of ``metric``).
     """
-    _check_columns(df, ["retdev", "rte"], "retdev_vs_rte")
+    cost = cost or ("cost_rte" if "cost_rte" in df.columns and df["cost_rte"].notna().any() else "rte")
+    _check_columns(df, [metric, cost], "metric_vs_cost")
+    label = label or LABELS.get(metric, metric)
     d = df[df["method"] != "original"]
-    d = d[np.isfinite(d["rte"]) & (d["rte"] > 0)]
-    methods = method_order(d)
-    colors = method_colors(method_order(df))
+    d = d[np.isfinite(d[cost]) & (d[cost] > 0)]
+    colors, symbols = method_colors(method_order(df)), method_symbols(method_order(df))
     fig = go.Figure()
-    for m in methods:
+    for m in method_order(d):
         g = d[d["method"] == m]
         fig.add_trace(go.Scatter(
-            x=g["rte"], y=g["retdev"], mode="markers", name=m, legendgroup=m, showlegend=False,
-            marker=dict(size=7, color=colors[m], opacity=0.5),
+            x=g[cost], y=g[metric], mode="markers", name=m, legendgroup=m, showlegend=False,
+            marker=dict(size=7, color=colors[m], symbol=symbols[m], opacity=0.45),
             customdata=g[["seed"]].values,
-            hovertemplate=f"{m}, seed %{{customdata[0]}}<br>RTE %{{x:.3g}}<br>RetDev %{{y:.4f}}<extra></extra>",
+            hovertemplate=f"{m}, seed %{{customdata[0]}}<br>cost ratio %{{x:.3g}}<br>{label} %{{y:.4f}}<extra></extra>",
         ))
-        gm_rte = float(np.exp(np.log(g["rte"]).mean()))
+        sd = _std(g[metric])
         fig.add_trace(go.Scatter(
-            x=[gm_rte], y=[g["retdev"].mean()], mode="markers", name=m, legendgroup=m,
-            marker=dict(size=15, color=colors[m], symbol="diamond", line=dict(width=1, color="white")),
-            error_y=dict(type="data", array=[_std(g["retdev"])], visible=True, thickness=1.5, width=6),
-            customdata=[[_std(g["retdev"])]],
-            hovertemplate=(f"<b>{m}</b> (mean of {len(g)} seed(s))<br>RTE %{{x:.3g}} (geometric mean)"
-                           "<br>RetDev %{y:.4f} ± %{customdata[0]:.4f}<extra></extra>"),
+            x=[float(np.exp(np.log(g[cost]).mean()))], y=[g[metric].mean()], mode="markers", name=m, legendgroup=m,
+            marker=dict(size=15, color=colors[m], symbol=symbols[m], line=dict(width=1, color="white")),
+            error_y=dict(type="data", array=[sd], visible=True, thickness=1.5, width=6),
+            customdata=[[sd, len(g)]],
+            hovertemplate=(f"<b>{m}</b> (mean of %{{customdata[1]}} seeds)<br>cost ratio %{{x:.3g}} (geometric mean)"
+                           f"<br>{label} %{{y:.4f}} ± %{{customdata[0]:.4f}}<extra></extra>"),
         ))
-    by = d.groupby("method")["retdev"]
-    top = float(max(d["retdev"].max(), (by.mean() + by.apply(_std)).max())) if len(d) else 0.0
-    top = top if math.isfinite(top) and top > 0 else 1.0
+    ref = df.loc[df["method"] == "retrain", metric]
+    target = target if target is not None else (float(ref.mean()) if len(ref) else None)
+    if target is not None and math.isfinite(target):
+        fig.add_hline(y=target, line=dict(dash="dot", color="#222"), annotation_text="retrained model",
+                      annotation_position="bottom right")
     fig.add_vline(x=1, line=dict(dash="dot", color="#888"), annotation_text="retraining cost",
                   annotation_position="top left")
     fig.update_layout(
-        title=dict(text=f"Closeness to the retrained model vs. speed-up<br><sup>{_subtitle(df)}</sup>"),
-        xaxis=dict(type="log", title="RTE = retraining time / unlearning time (log scale)"),
-        yaxis=dict(title="RetDev = |RR−1| + |FR−1| + |TR−1|", range=[-0.06 * top, 1.12 * top]),
+        title=dict(text=f"{label} against cost<br><sup>{_subtitle(df)}</sup>"),
+        xaxis=dict(type="log", title=COSTS.get(cost, cost)), yaxis=dict(title=label),
         template="plotly_white", legend=dict(title="method"), margin=dict(t=90),
     )
+    return fig
+
+
+def retdev_vs_rte(df: pd.DataFrame, cost: str | None = None) -> go.Figure:
+    """RetDev against the cost ratio (:func:`metric_vs_cost`): low is close to the retrained
+    model, right is cheap."""
+    _check_columns(df, ["retdev", "rte"], "retdev_vs_rte")
+    return metric_vs_cost(df, "retdev", cost, "RetDev = |RR−1| + |FR−1| + |TR−1|", target=0.0)
+
+
+def convergence_figure(frame: pd.DataFrame, columns: int = 6) -> go.Figure:
+    """Best objective norm after each trial, one panel per method and one line per tuning
+    seed (solid: the shipped table's studies; dashed: this run's): a flat tail means the
+    search had converged at that budget."""
+    from plotly.subplots import make_subplots
+
+    if frame.empty:
+        raise ValueError("convergence_figure got no trials; tune first.")
+    ms = method_order(frame)
+    rows = math.ceil(len(ms) / columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=ms, shared_yaxes=True,
+                        horizontal_spacing=0.02, vertical_spacing=0.35 / rows)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
+    for i, m in enumerate(ms):
+        for (where, seed), g in frame[frame["method"] == m].groupby(["where", "seed"]):
+            g = g.sort_values("trials")
+            fig.add_trace(go.Scatter(
+                x=g["trials"], y=g["best"], mode="lines", line=dict(color=colors[int(seed) % len(colors)],
+                                                                    dash="solid" if where == "shipped" else "dash"),
+                name=f"seed {seed} ({where})", legendgroup=f"{where}{seed}", showlegend=i == 0,
+                hovertemplate=f"{m}, seed {seed} ({where})<br>after %{{x}} trials: %{{y:.4f}}<extra></extra>"),
+                row=i // columns + 1, col=i % columns + 1)
+    fig.update_yaxes(type="log")
+    fig.update_layout(title="Search convergence: best objective norm against trials (log scale)",
+                      height=220 * rows + 120, template="plotly_white", margin=dict(t=100),
+                      legend=dict(orientation="h", y=1.02 + 0.1 / rows, x=0))
+    return fig
+
+
+def transfer_figure(table: pd.DataFrame) -> go.Figure:
+    """Objective norm on the tuning seeds against held-out seeds, one marker per method; above
+    the diagonal, a choice that was better on the seeds it was tuned on."""
+    colors, symbols = method_colors(list(table.index)), method_symbols(list(table.index))
+    fig = go.Figure()
+    for m, r in table.iterrows():
+        fig.add_trace(go.Scatter(x=[r["tuning seeds"]], y=[r["held-out seeds"]], mode="markers", name=m,
+                                 marker=dict(size=12, color=colors[m], symbol=symbols[m]),
+                                 hovertemplate=f"<b>{m}</b><br>tuning seeds %{{x:.4f}}<br>held-out %{{y:.4f}}<extra></extra>"))
+    vals = table[["tuning seeds", "held-out seeds"]].to_numpy(float)
+    lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="#888"),
+                             name="same on both", hoverinfo="skip"))
+    fig.update_layout(title="Do tuned hyperparameters transfer? Objective norm, tuning vs held-out seeds",
+                      xaxis=dict(title="mean objective norm on the tuning seeds", type="log"),
+                      yaxis=dict(title="mean objective norm on held-out seeds", type="log"),
+                      template="plotly_white")
     return fig
 
 

@@ -221,6 +221,21 @@ def ranks(mm: Mapping[str, np.ndarray], with_cost: bool) -> np.ndarray:
     return rankdata(key, axis=1, method="ordinal").astype(float)
 
 
+def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The point estimates behind Deep Unlearn's verdicts, one row per unlearning method:
+    objective norm, test accuracy, utility kept, cost ratio, quality rank and overall rank
+    (quality and cost), sorted by the overall rank."""
+    t = grid_tables(df)
+    means = {k: np.nanmean(a, axis=0)[None, :] for k, a in t.arrays.items()}
+    mm = method_means(means, t)
+    out = pd.DataFrame({
+        "objective norm": mm["norm"][0], "test acc": means["test_acc"][0][[t.col(m) for m in mm["methods"]]],
+        "keeps utility": mm["utility"][0], "cost ratio": mm["cost"][0],
+        "quality rank": ranks(mm, with_cost=False)[0], "overall rank": ranks(mm, with_cost=True)[0],
+    }, index=pd.Index(mm["methods"], name="method"))
+    return out.sort_values("overall rank")
+
+
 # --------------------------------------------------------------------------- Deep Unlearn's claims
 
 DEEP_UNLEARN = "Cadet et al. 2024 (Deep Unlearn)"
@@ -381,6 +396,6 @@ def as_records(verdicts: Sequence[Verdict]) -> list[Mapping]:
 
 __all__ = [
     "HOLDS", "FAILS", "UNTESTED", "STATES", "MIN_SEEDS", "UTILITY", "Evidence", "Verdict", "seed_bootstrap",
-    "side", "evidence", "decide", "seeds_needed", "pivot", "grid_tables", "method_means", "ranks", "deep_unlearn_verdicts",
+    "side", "evidence", "decide", "seeds_needed", "pivot", "grid_tables", "method_means", "ranks", "ranking_table", "deep_unlearn_verdicts",
     "nabla_tau_verdicts", "verdict_table", "verdicts_markdown", "as_records",
 ]
