@@ -69,6 +69,8 @@ def run_fraction_study(
     data_root: str | None = None,
     store: Store | None = None,
     show_progress: bool = True,
+    warm_start: bool = False,
+    budget: str = "full",
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], TuneResult]]:
     """Rows of ``original``, ``retrain``, the ``untuned`` methods (defaults) and the tuned
     ``baselines`` on every forget set in ``forgets`` and every seed.
@@ -77,8 +79,12 @@ def run_fraction_study(
     ``random:0.1`` by default, transferred to every forget set), or ``"each"`` to tune
     them on every forget set separately. Rows gain ``tuned`` (bool) and ``fraction``
     (NaN for class forgetting). The second value maps (tuning forget set, method) to the
-    tuning result.
+    tuning result. ``warm_start`` starts every study from the package's shipped tuned
+    entry of its forget set (:mod:`.tuned`); ``budget="half"`` runs the baselines with their
+    half-budget choice instead (the verdicts' budget check, :mod:`.verdicts`).
     """
+    if budget not in ("full", "half"):
+        raise ValueError(f"Unknown budget {budget!r}; allowed: full, half.")
     untuned = registry.parse_methods(untuned)
     baselines = [b for b in registry.parse_methods(baselines) if b not in untuned]
     if not forgets:
@@ -101,13 +107,15 @@ def run_fraction_study(
     def tuning(method: str, spec: str) -> TuneResult:
         where = spec if tune_forget == "each" else tune_forget
         if (where, method) not in tuned:
-            tuned[(where, method)] = tune(method, seeds=tune_seeds, n_trials=n_trials, setup=setup(where))
+            tuned[(where, method)] = tune(method, seeds=tune_seeds, n_trials=n_trials, setup=setup(where),
+                                          warm_start=warm_start)
         return tuned[(where, method)]
 
     rows: list[dict] = []
     for spec in progress(list(forgets), "forget sets", enabled=show_progress):
         plan = [(m, {}, False) for m in ["original", "retrain", *untuned]]
-        plan += [(m, r.hparams, r.tuned) for m in baselines for r in [tuning(m, spec)]]
+        plan += [(m, r.half.hparams if budget == "half" and r.half else r.hparams, r.tuned)
+                 for m in baselines for r in [tuning(m, spec)]]
         fraction = fraction_of(spec)
         for seed in seeds:
             for method, hp, is_tuned in plan:
