@@ -394,8 +394,46 @@ def as_records(verdicts: Sequence[Verdict]) -> list[Mapping]:
     return [v.row() for v in verdicts]
 
 
+#: Environment variable naming the folder where chapters publish their verdicts; the book
+#: build sets it and turns the files into the landing dashboard (:mod:`unlearnlib.book.dashboard`).
+PUBLISH_ENV = "UNLEARNLIB_VERDICTS_DIR"
+
+
+def publish(verdicts: Sequence[Verdict], chapter: str, folder: str | None = None) -> str | None:
+    """Write ``verdicts`` as ``<folder>/<chapter>.json`` (folder: ``$UNLEARNLIB_VERDICTS_DIR``);
+    nothing without a folder. Returns the path written."""
+    import json
+    import os
+    from pathlib import Path
+
+    from ..store import atomic_write_bytes
+
+    folder = folder or os.environ.get(PUBLISH_ENV)
+    if not folder:
+        return None
+    path = Path(folder) / f"{chapter}.json"
+    rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in v_.row().items()}
+            for v_ in verdicts]
+    atomic_write_bytes(path, json.dumps({"chapter": chapter, "verdicts": rows}, indent=1).encode())
+    return str(path)
+
+
+def load_published(folder: str) -> list[Verdict]:
+    """Every verdict published into ``folder`` (chapter files in name order)."""
+    import json
+    from pathlib import Path
+
+    out = []
+    for f in sorted(p for p in Path(folder).glob("*.json") if not p.name.endswith(".plotly.json")):
+        for row in json.loads(f.read_text())["verdicts"]:
+            out.append(Verdict(**{k: (math.nan if v is None and k in ("estimate", "low", "high") else v)
+                                  for k, v in row.items()}))
+    return out
+
+
 __all__ = [
     "HOLDS", "FAILS", "UNTESTED", "STATES", "MIN_SEEDS", "UTILITY", "Evidence", "Verdict", "seed_bootstrap",
     "side", "evidence", "decide", "seeds_needed", "pivot", "grid_tables", "method_means", "ranks", "ranking_table", "deep_unlearn_verdicts",
-    "nabla_tau_verdicts", "verdict_table", "verdicts_markdown", "as_records",
+    "nabla_tau_verdicts", "verdict_table", "verdicts_markdown", "as_records", "publish", "load_published",
+    "PUBLISH_ENV",
 ]
