@@ -4,24 +4,39 @@ LiRA (Carlini et al. 2022) and U-LiRA (Hayes et al. 2024, arXiv 2403.01218)
 need tens to hundreds of shadow models; the NeurIPS 2023 unlearning challenge
 score (Triantafillou et al. 2024) needs N retrained and N unlearned models. An
 :class:`Ensemble` holds K models as stacked parameters and buffers
-(``torch.func.stack_module_state``); one step runs all of them with
-``torch.vmap`` over ``torch.func.functional_call``.
+(``torch.func.stack_module_state``); one step runs all of them, by one of two
+batched paths:
 
-Semantics are those of the per-model code, exactly:
+- ``grouped`` (the "folded" path): the K models become one wider network. A
+  convolution runs once with ``groups=K`` over K*C channels (model k owns
+  channel block k), BatchNorm normalises the K*C channels (each channel's
+  statistics are one model's), pooling and ReLU act per channel, and a linear
+  layer is a batched matmul over the K models. Only plain trunks of Conv1d/2d,
+  BatchNorm1d/2d, ReLU, MaxPool1d/2d, AdaptiveAvgPool1d/2d, Flatten, Linear and
+  the registry's reshape module fold (``cnn1d``, ``small_cnn``, ``mlp``); see
+  :func:`fold_plan`. Others (ResNet-18) use vmap or the loop.
+- ``vmap``: ``torch.vmap`` over ``torch.func.functional_call`` of the base model.
+
+Semantics are those of the per-model code, exactly (up to floating-point
+summation order):
 
 - :func:`train_ensemble` does what :func:`unlearnlib.training.train` does for each
   model ``k`` on ``data.subset(masks[k])`` with data-order seed ``seeds[k]``: the
   same CPU generator calls (one ``randperm`` per epoch, then augmentation draws),
-  the same per-step schedule (taken from :func:`~unlearnlib.training.make_schedule`)
-  and ``torch.optim.SGD``'s update (weight decay added to the gradient, momentum
-  buffer initialised with the first gradient, dampening 0, no Nesterov).
+  the same per-step schedule (taken from :func:`~unlearnlib.training.make_schedule`),
+  the same loss (cross-entropy, plus Thudi et al.'s SD term when the recipe has
+  one) and ``torch.optim.SGD``'s update (weight decay added to the gradient,
+  momentum buffer initialised with the first gradient, dampening 0, no Nesterov).
 - :func:`unlearn_ensemble` does what ``methods.get(key)(model_k, data_k, **hp)``
   does; ``ft``, ``ga``, ``ngplus``, ``retrain`` and ``original`` run batched,
   every other registered method falls back to that per-model call.
 
-BatchNorm: the stacked buffers go through ``functional_call`` with the
-parameters, so ``F.batch_norm`` updates each model's running statistics in place
-inside ``vmap`` (one slice per model), as the per-model loop does. The
+BatchNorm: each model's running statistics are updated in place as a train-mode
+``nn.BatchNorm`` updates them (momentum, unbiased running variance,
+``num_batches_tracked`` + 1 per step), and eval mode normalises with them. The
+vmap path passes the stacked buffers through ``functional_call``, so
+``F.batch_norm`` updates one slice per model; the grouped path hands
+``F.batch_norm`` the (K*C,) views of the stacked (K, C) buffers. The
 alternative, ``torch.func.replace_all_batch_norm_modules_``, drops the running
 statistics (eval mode would then use batch statistics) and would change what a
 trained model predicts, so it is not used.
@@ -29,11 +44,21 @@ trained model predicts, so it is not used.
 Models whose subsets differ in size cannot share a step (batch shapes differ),
 so they are grouped by subset size and each group runs as one computation.
 
-Path choice (``path="auto"``): on CUDA always vmap; on the CPU a short
-calibration (a few forward/backward steps of each path on throw-away copies)
-picks vmap only if it is clearly faster than the loop, so the engine is never
-slower than the per-model loop beyond the calibration itself. Decisions are
-cached per (architecture, input shape, batch size, K, device, threads).
+Path choice (``path="auto"``): on CUDA always vmap (measured 20x over the loop
+for K=64 cnn1d on an H200; the grouped path is not measured there). On the CPU,
+runs shorter than 20 steps use the loop; otherwise :func:`calibrate` times a
+training step of the loop and of one batched path (grouped where the model
+folds, else vmap) on the same K models (throw-away copies) and the same K
+batches (grouped in the chunks of models it trains in, :func:`grouped_chunk`),
+after a warm-up step of each, and picks the batched path only if it beats the
+loop by :data:`CPU_BATCHED_MARGIN`, so the engine is not slower than the
+per-model loop beyond the calibration itself. vmap is not timed where the model
+folds: grouped was faster than vmap in every calibration measured (cnn1d, K = 4,
+8, 16 and 64, batch 128 and 256, 1 and 2 threads) and in every 1-thread
+training run (``benchmarks/ensemble.py`` times all three); the one exception
+seen was a 2-thread run at load 5 to 7 on 2 cores (vmap 71 s, grouped 85 s, the
+loop 458 s). Decisions are cached per (architecture, batch shape, K, device,
+threads).
 """
 
 from __future__ import annotations
@@ -51,10 +76,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 
 from .data import Split, augment_batch, index_batches
-from .models import build_model
-from .training import Recipe, make_schedule, progress, train
+from .models import Blocks, _Reshape, build_model
+from .training import Recipe, make_schedule, progress, sd_lambda_at, train
 
-PATHS = ("auto", "vmap", "loop")
+PATHS = ("auto", "grouped", "vmap", "loop")
 #: Methods whose unlearning step runs batched; the rest loop over ``methods.get(key)``.
 BATCHED_METHODS = ("original", "retrain", "ft", "ga", "ngplus")
 
@@ -72,7 +97,8 @@ class Ensemble:
     def __init__(self, base: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]):
         self.base = base  # skeleton on the meta device; holds no data
         self.params = params
-        self.buffers = buffers
+        # contiguous, so the grouped path's (K*C,) views of BatchNorm statistics write through
+        self.buffers = {k: v if v.is_contiguous() else v.contiguous() for k, v in buffers.items()}
         sizes = {v.shape[0] for v in [*params.values(), *buffers.values()]}
         if len(sizes) != 1:
             raise ValueError(f"Stacked tensors disagree on K: {sorted(sizes)}.")
@@ -145,7 +171,8 @@ class Ensemble:
 
     def model(self, k: int) -> nn.Module:
         """Model ``k`` as an ordinary module (a copy, on the ensemble's device)."""
-        m = copy.deepcopy(self.base).to_empty(device=self.device)
+        dtype = next(iter(self.params.values())).dtype  # an fp64 ensemble gives fp64 models
+        m = copy.deepcopy(self.base).to_empty(device=self.device).to(dtype)
         m.load_state_dict(self.model_state(k))
         return m.eval()
 
@@ -153,8 +180,28 @@ class Ensemble:
         return [self.model(k) for k in range(len(self))]
 
     # -- compute --------------------------------------------------------------
-    def forward(self, x: torch.Tensor, shared: bool = False, train: bool = True) -> torch.Tensor:
-        """Logits of every model: ``x`` is (K, B, ...) or, with ``shared``, (B, ...) for all."""
+    @property
+    def foldable(self) -> bool:
+        """Whether the grouped path can run this architecture (see :func:`fold_plan`)."""
+        return fold_plan(self.base) is not None
+
+    def forward(self, x: torch.Tensor, shared: bool = False, train: bool = True, path: str = "vmap") -> torch.Tensor:
+        """Logits of every model, (K, B, C): ``x`` is (K, B, ...) or, with ``shared``, (B, ...) for all.
+
+        ``train`` selects BatchNorm's mode (train: batch statistics, running
+        statistics updated in place; eval: running statistics). ``path`` is
+        ``"vmap"`` or ``"grouped"`` (same function, different kernels).
+        """
+        if path == "grouped":
+            plan = fold_plan(self.base)
+            if plan is None:
+                raise ValueError(f"{type(self.base).__name__} does not fold into grouped layers; "
+                                 "use path='vmap' or 'loop'.")
+            if shared:
+                x = x.expand(len(self), *x.shape)
+            return _grouped_forward(plan, self.params, self.buffers, x, train)
+        if path != "vmap":
+            raise ValueError(f"Unknown forward path {path!r}; allowed: vmap, grouped.")
         self.base.train(train)
 
         def f(p: dict, b: dict, xi: torch.Tensor) -> torch.Tensor:
@@ -163,16 +210,157 @@ class Ensemble:
         return torch.vmap(f, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, x)
 
     @torch.no_grad()
-    def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Eval-mode logits of every model on the same inputs: (K, N, C)."""
-        chunks = [self.forward(x[i : i + batch_size], shared=True, train=False)
-                  for i in range(0, len(x), batch_size)]
-        return torch.cat(chunks, dim=1)
+    def logits(self, x: torch.Tensor, batch_size: int = 1024, path: str = "auto") -> torch.Tensor:
+        """Eval-mode logits of every model on the same inputs: (K, N, C).
+
+        ``path="auto"``: grouped where the model folds on the CPU, in chunks of
+        models sized by :func:`grouped_chunk` (64 cnn1d models on 2,040 samples:
+        1.3 s against 6.0 s by vmap and 3.4 s grouped in one piece), else vmap.
+        """
+        if path == "auto":
+            path = "grouped" if self.device.type == "cpu" and self.foldable else "vmap"
+        parts = [range(len(self))]
+        if path == "grouped" and self.device.type == "cpu":
+            size = grouped_chunk(self, x[None, :batch_size])
+            parts = [range(i, min(i + size, len(self))) for i in range(0, len(self), size)]
+        out = []
+        for rows in parts:
+            sub = self if len(rows) == len(self) else self.select(list(rows))
+            out.append(torch.cat([sub.forward(x[i : i + batch_size], shared=True, train=False, path=path)
+                                  for i in range(0, len(x), batch_size)], dim=1))
+        return torch.cat(out, dim=0)
 
     def requires_grad_(self, flag: bool = True) -> "Ensemble":
         for v in self.params.values():
             v.requires_grad_(flag)
         return self
+
+
+# --------------------------------------------------------------------------- grouped (folded) layers
+
+#: Leaf modules the grouped path can run (exact types: a subclass may change ``forward``).
+FOLD_LEAVES = (nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool1d, nn.MaxPool2d,
+               nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear, nn.Identity, _Reshape)
+
+
+class _NotFoldable(Exception):
+    pass
+
+
+def _leaf_folds(m: nn.Module) -> bool:
+    """Leaf options the grouped path implements (the registered models use only these)."""
+    if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        return m.padding_mode == "zeros"
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return m.momentum is not None  # cumulative averaging would need each model's own step count
+    if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
+        return not m.return_indices
+    if isinstance(m, nn.Flatten):
+        return m.start_dim == 1 and m.end_dim == -1
+    return True
+
+
+def _walk(m: nn.Module, prefix: str, out: list[tuple[str, nn.Module]]) -> None:
+    if type(m) is Blocks and {n for n, _ in m.named_children()} == {"blocks"}:
+        for i, b in enumerate(m.blocks):
+            _walk(b, f"{prefix}blocks.{i}.", out)
+    elif type(m) is nn.Sequential:
+        for name, child in m.named_children():
+            _walk(child, f"{prefix}{name}.", out)
+    elif type(m) in FOLD_LEAVES and _leaf_folds(m):
+        out.append((prefix, m))
+    else:
+        raise _NotFoldable(type(m).__name__)
+
+
+def fold_plan(base: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The leaves of ``base`` in forward order with their state-dict prefixes, or ``None``
+    when it does not fold (anything but a chain of :data:`FOLD_LEAVES` inside
+    :class:`~unlearnlib.models.Blocks` / ``nn.Sequential``, e.g. ResNet's residual blocks)."""
+    out: list[tuple[str, nn.Module]] = []
+    try:
+        _walk(base, "", out)
+    except _NotFoldable:
+        return None
+    return out
+
+
+def _fold(x: torch.Tensor, K: int) -> torch.Tensor:
+    """(K, B, C, *S) per model -> (B, K*C, *S): model k owns channels k*C .. (k+1)*C - 1."""
+    return x.transpose(0, 1).reshape(x.shape[1], K * x.shape[2], *x.shape[3:])
+
+
+def _unfold(x: torch.Tensor, K: int) -> torch.Tensor:
+    """(B, K*C, *S) -> (K, B, C, *S) (a view)."""
+    return x.reshape(x.shape[0], K, x.shape[1] // K, *x.shape[2:]).transpose(0, 1)
+
+
+def _grouped_batch_norm(m: nn.Module, prefix: str, params: dict, buffers: dict, x: torch.Tensor,
+                        train: bool) -> torch.Tensor:
+    """``nn.BatchNorm*d.forward`` of K models at once on folded (B, K*C, *S) input."""
+    rm, rv = buffers.get(prefix + "running_mean"), buffers.get(prefix + "running_var")
+    if train and m.track_running_stats:
+        buffers[prefix + "num_batches_tracked"].add_(1)
+    w, b = params.get(prefix + "weight"), params.get(prefix + "bias")
+    return F.batch_norm(
+        x, None if rm is None else rm.view(-1), None if rv is None else rv.view(-1),
+        None if w is None else w.reshape(-1), None if b is None else b.reshape(-1),
+        train or rm is None, m.momentum, m.eps)
+
+
+def _grouped_linear(w: torch.Tensor, b: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """K linear layers as one batched matmul: x (K, B, *, D), w (K, O, D), b (K, O)."""
+    K, lead, d = x.shape[0], x.shape[1:-1], x.shape[-1]
+    x2 = x.reshape(K, -1, d)
+    wt = w.transpose(1, 2)
+    y = torch.bmm(x2, wt) if b is None else torch.baddbmm(b.unsqueeze(1), x2, wt)
+    return y.reshape(K, *lead, w.shape[1])
+
+
+def _grouped_forward(plan: list[tuple[str, nn.Module]], params: dict[str, torch.Tensor],
+                     buffers: dict[str, torch.Tensor], x: torch.Tensor, train: bool) -> torch.Tensor:
+    """Run K folded models on x (K, B, ...) -> logits (K, B, C).
+
+    Activations are either stacked (K, B, ...) or folded (B, K*C, ...); each
+    layer converts to the layout it needs (convolution, BatchNorm and pooling act
+    on channels: folded; linear layers and reshapes act per model: stacked).
+    """
+    K = x.shape[0]
+    folded = False
+    fresh = False  # x is a layer's output that no backward saved (a ReLU may overwrite it)
+    for prefix, m in plan:
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool1d, nn.MaxPool2d,
+                          nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+            if not folded:
+                x, folded = _fold(x, K), True
+        elif isinstance(m, (nn.Flatten, nn.Linear, _Reshape)) and folded:
+            x, folded = _unfold(x, K), False
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            w, b = params[prefix + "weight"], params.get(prefix + "bias")
+            conv = F.conv1d if isinstance(m, nn.Conv1d) else F.conv2d
+            x = conv(x, w.reshape(-1, *w.shape[2:]), None if b is None else b.reshape(-1),
+                     m.stride, m.padding, m.dilation, m.groups * K)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            x = _grouped_batch_norm(m, prefix, params, buffers, x, train)
+        elif isinstance(m, nn.ReLU):  # in place as the module is, but never on the caller's input
+            x, fresh = F.relu(x, inplace=m.inplace and fresh), False
+            continue
+        elif isinstance(m, nn.MaxPool1d):
+            x = F.max_pool1d(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+        elif isinstance(m, nn.MaxPool2d):
+            x = F.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+        elif isinstance(m, nn.AdaptiveAvgPool1d):
+            x = F.adaptive_avg_pool1d(x, m.output_size)
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            x = F.adaptive_avg_pool2d(x, m.output_size)
+        elif isinstance(m, nn.Flatten):
+            x = x.flatten(2)
+        elif isinstance(m, nn.Linear):
+            x = _grouped_linear(params[prefix + "weight"], params.get(prefix + "bias"), x)
+        elif isinstance(m, _Reshape):
+            x = x.reshape(K, x.shape[1], *m.shape)
+        fresh = fresh or not isinstance(m, (nn.Flatten, nn.Identity, _Reshape))
+    return _unfold(x, K) if folded else x
 
 
 def arch_key(ens: Ensemble) -> str:
@@ -237,71 +425,176 @@ def _check_optimizer(name: str) -> None:
         raise ValueError(f"The batched path implements SGD only; got optimizer {name!r}. Use path='loop'.")
 
 
+#: The grouped path on the CPU runs at most this many bytes in one layer's activation at
+#: once (models in chunks): measured on a 2-core EPYC with 32 MiB of L3 shared with other
+#: processes, 64 cnn1d models at batch 256 trained 1.5x faster in chunks of 16 than in one
+#: piece (42 MB per activation), at batch 128 (21 MB) chunks of 8 to 64 were alike.
+GROUPED_CHUNK_BYTES = 8 * 2**20
+
+
+def _largest_activation_bytes(ens: Ensemble, x: torch.Tensor) -> int:
+    """Bytes of the largest layer output of one model (model 0) on batch ``x[0]``."""
+    m = ens.model(0)
+    sizes = [x[0].numel() * x.element_size()]
+    hooks = [mod.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() * out.element_size()))
+             for mod in m.modules() if not list(mod.children())]
+    try:
+        with torch.no_grad():
+            m(x[0])
+    finally:
+        for h in hooks:
+            h.remove()
+    return max(sizes)
+
+
+def grouped_chunk(ens: Ensemble, x: torch.Tensor) -> int:
+    """Models per grouped step on the CPU: as many as keep one layer's activation within
+    :data:`GROUPED_CHUNK_BYTES`, balanced over the chunks (``x``: (K or 1, B, ...) batches)."""
+    K = len(ens)
+    most = max(1, GROUPED_CHUNK_BYTES // _largest_activation_bytes(ens, x))
+    return math.ceil(K / math.ceil(K / most))
+
+
+def _chunks(rows: Sequence[int], size: int) -> list[list[int]]:
+    rows = list(rows)
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
 # --------------------------------------------------------------------------- path choice
 
 _PATH_CACHE: dict[tuple, str] = {}
-#: vmap must beat the loop by this factor on the CPU to be chosen.
-CPU_VMAP_MARGIN = 1.15
+#: A batched path must beat the loop by this factor on the CPU to be chosen.
+CPU_BATCHED_MARGIN = 1.15
+#: Runs shorter than this (steps per model) use the loop on the CPU: calibrating costs more than it saves.
+MIN_CALIBRATED_STEPS = 20
 
 
-def _time_steps(step: Callable[[], None], n: int, device: torch.device) -> float:
-    step()  # warm-up
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    t = time.perf_counter()
-    for _ in range(n):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - t) / n
 
 
-def calibrate(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, n_steps: int = 3) -> dict[str, float]:
-    """Seconds per step for all K models: one vmap step vs K single-model steps.
+def batched_paths(ens: Ensemble) -> tuple[str, ...]:
+    """The batched paths that can run ``ens``: grouped (if it folds) and vmap."""
+    return ("grouped", "vmap") if ens.foldable else ("vmap",)
 
-    Runs forward, backward and an SGD update on throw-away copies with one batch
-    ``x`` (B, ...) and labels ``y`` (B,); the ensemble itself is not touched.
+
+def _per_model_batches(ens: Ensemble, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, B, ...) and (K, B): ``y`` of shape (B,) means one batch ``x`` (B, ...) shared by all models."""
+    K = len(ens)
+    if y.dim() == 1:
+        return x.expand(K, *x.shape).contiguous(), y.expand(K, *y.shape).contiguous()
+    if y.shape[0] != K or x.shape[:2] != y.shape:
+        raise ValueError(f"Need one batch per model: x (K, B, ...) and y (K, B) with K={K}; "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}.")
+    return x, y
+
+
+def _loop_step(ens: Ensemble, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    """One ``training.train`` step of each of the K models (copies), model k on batch k."""
+    models = [ens.model(k).train() for k in range(len(ens))]
+    opts = [torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4) for m in models]
+
+    def step() -> None:
+        for k, (m, opt) in enumerate(zip(models, opts, strict=True)):
+            loss = F.cross_entropy(m(x[k]), y[k])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    return step
+
+
+def _batched_step(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, path: str) -> Callable[[], None]:
+    """One step of all K models (copies) on their K batches, by ``path``, in the chunks
+    of models that training by that path uses (:func:`_default_chunk`)."""
+    parts = _chunks(range(len(ens)), _default_chunk(path, ens, x) or len(ens))
+    works = [(ens.select(rows).requires_grad_(True), x[rows], y[rows]) for rows in parts]
+    opts = [StackedSGD(w.params, 0.9, 5e-4) for w, _, _ in works]
+
+    def step() -> None:
+        for (work, xc, yc), opt in zip(works, opts, strict=True):
+            _ce(work.forward(xc, path=path), yc).sum().backward()
+            opt.step(1e-3)
+
+    return step
+
+
+def _default_chunk(path: str, ens: Ensemble, x: torch.Tensor) -> int | None:
+    """Models per batched step when the caller gives no ``chunk``: :func:`grouped_chunk` for
+    the grouped path on the CPU, else all (None)."""
+    return grouped_chunk(ens, x) if path == "grouped" and ens.device.type == "cpu" else None
+
+
+def calibrate(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, n_steps: int = 3,
+              paths: Sequence[str] | None = None) -> dict[str, float]:
+    """Seconds per training step of all K models, for each path.
+
+    Like with like: every path runs forward, backward and an SGD update of the
+    same K models (throw-away copies; the ensemble is not touched) on the same
+    K batches, ``x`` (K, B, ...) and ``y`` (K, B) (or one batch (B, ...), (B,)
+    for all); the loop steps K separate models, as ``train_ensemble``'s loop does.
+    Each path takes one warm-up step, then ``n_steps`` timed steps interleaved
+    across paths (so a neighbour's load falls on all of them); the fastest is kept.
+    With one CPU thread the clock is this process's CPU time: time the core spent
+    on other processes is no property of a path (on a 2-core machine at load 6 the
+    wall-clock calibration picked the loop for 64 cnn1d models at batch 256 where
+    CPU time measured grouped 1.3x faster). Paths default to
+    :func:`batched_paths` plus ``"loop"``.
     """
-    work = ens.clone().requires_grad_(True)
-    opt = StackedSGD(work.params, 0.9, 5e-4)
-    xk = x.expand(len(work), *x.shape).contiguous()
-    yk = y.expand(len(work), *y.shape).reshape(-1)
+    x, y = _per_model_batches(ens, x, y)
+    paths = tuple(paths or (*batched_paths(ens), "loop"))
+    steps = {p: _loop_step(ens, x, y) if p == "loop" else _batched_step(ens, x, y, p) for p in paths}
+    for step in steps.values():
+        step()
+    clock = time.process_time if ens.device.type == "cpu" and torch.get_num_threads() == 1 else time.perf_counter
+    best = dict.fromkeys(paths, math.inf)
+    for _ in range(n_steps):
+        for p, step in steps.items():
+            _sync(ens.device)
+            t = clock()
+            step()
+            _sync(ens.device)
+            best[p] = min(best[p], clock() - t)
+    return best
 
-    def vmap_step() -> None:
-        out = work.forward(xk)
-        F.cross_entropy(out.reshape(-1, out.shape[-1]), yk, reduction="sum").backward()
-        opt.step(1e-3)
 
-    m = ens.model(0).train()
-    sgd = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
-
-    def loop_step() -> None:
-        loss = F.cross_entropy(m(x), y)
-        sgd.zero_grad(set_to_none=True)
-        loss.backward()
-        sgd.step()
-
-    return {"vmap": _time_steps(vmap_step, n_steps, ens.device),
-            "loop": _time_steps(loop_step, n_steps, ens.device) * len(ens)}
+def pick_path(times: dict[str, float]) -> str:
+    """The fastest batched path if it beats the loop by :data:`CPU_BATCHED_MARGIN`, else the loop."""
+    batched = min((p for p in times if p != "loop"), key=times.__getitem__)
+    return batched if times[batched] * CPU_BATCHED_MARGIN < times["loop"] else "loop"
 
 
 def choose_path(path: str, ens: Ensemble, x: torch.Tensor, y: torch.Tensor, steps: int) -> str:
-    """Resolve ``auto``: vmap on CUDA; on the CPU calibrate (cached), loop for tiny runs."""
+    """Resolve ``auto`` (see the module docstring); check an explicit path against the model.
+
+    ``x``, ``y``: one batch per model, (K, B, ...) and (K, B), as the run will
+    see them (or a single batch (B, ...), (B,) shared by all), for the calibration.
+    """
     if path not in PATHS:
         raise ValueError(f"Unknown path {path!r}; allowed: {', '.join(PATHS)}.")
+    if path == "grouped" and not ens.foldable:
+        raise ValueError(f"path='grouped' needs a model of {', '.join(t.__name__ for t in FOLD_LEAVES)} "
+                         f"in a plain chain; {type(ens.base).__name__} does not fold. Use 'vmap' or 'loop'.")
     if path != "auto":
         return path
     if len(ens) == 1:
         return "loop"
     if ens.device.type == "cuda":
         return "vmap"
-    if steps < 20:  # calibration would cost more than it can save
+    if steps < MIN_CALIBRATED_STEPS:
         return "loop"
+    x, y = _per_model_batches(ens, x, y)
     key = (arch_key(ens), tuple(x.shape), len(ens), str(ens.device), torch.get_num_threads())
-    if key not in _PATH_CACHE:
-        t = calibrate(ens, x, y)
-        _PATH_CACHE[key] = "vmap" if t["vmap"] * CPU_VMAP_MARGIN < t["loop"] else "loop"
+    if key not in _PATH_CACHE:  # the first batched path only: grouped beat vmap in every CPU case measured
+        _PATH_CACHE[key] = pick_path(calibrate(ens, x, y, paths=(batched_paths(ens)[0], "loop")))
     return _PATH_CACHE[key]
+
+
+def _first_batches(data: Split, masks: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each model's first ``batch_size`` samples of its mask: (K, B, ...), (K, B) (for calibration)."""
+    idx = torch.stack([torch.nonzero(m).squeeze(1)[:batch_size] for m in masks]).to(data.x.device)
+    return data.x[idx], data.y[idx]
 
 
 # --------------------------------------------------------------------------- grouping
@@ -366,8 +659,10 @@ def train_ensemble(
 
     Equivalent to ``training.train(model_k, data.subset(masks[k]), recipe, seeds[k])``
     for each k. ``masks`` is a boolean (K, N) tensor over ``data``'s rows.
-    ``chunk`` bounds how many models share one vmap step (default: all; on CUDA
-    out-of-memory halves it).
+    ``path``: ``auto`` (see the module docstring), ``grouped``, ``vmap`` or ``loop``.
+    ``chunk`` bounds how many models share one batched step (default: all, but
+    :func:`grouped_chunk` for the grouped path on the CPU; on CUDA out-of-memory
+    halves it).
     """
     _check_optimizer(recipe.optimizer)
     K, N = len(ens), len(data)
@@ -382,9 +677,9 @@ def train_ensemble(
         if n == 0:
             raise ValueError("A model's training mask selects no sample.")
         steps = recipe.epochs * math.ceil(n / recipe.batch_size)
-        first = data.subset(torch.nonzero(masks[rows[0]]).squeeze(1)[: recipe.batch_size])
         sub = ens.select(rows)
-        chosen = choose_path(path, sub, first.x, first.y, steps)
+        first = _first_batches(data, masks[rows], recipe.batch_size)
+        chosen = choose_path(path, sub, *first, steps)
         log.paths[(n,)] = chosen
         if chosen == "loop":
             for i in progress(rows, "train (loop)", enabled=show_progress):
@@ -394,24 +689,25 @@ def train_ensemble(
                 ens.assign([i], Ensemble.from_models([m]))
                 log.steps[i] = out.steps
         else:
-            def run(part: list[int]) -> None:
+            def run(part: list[int], path: str = chosen) -> None:
                 work = ens.select(part)
-                _train_vmap(work, data, masks[part], recipe, [int(seeds[i]) for i in part], show_progress)
+                _train_batched(work, data, masks[part], recipe, [int(seeds[i]) for i in part], path,
+                               show_progress)
                 ens.assign(part, work)
 
-            _oom_chunks(run, rows, chunk)
+            _oom_chunks(run, rows, chunk or _default_chunk(chosen, sub, first[0]))
             for i in rows:
                 log.steps[i] = steps
-    if data.x.is_cuda:
-        torch.cuda.synchronize(data.x.device)
+    _sync(data.x.device)
     log.seconds = time.perf_counter() - start
     return log
 
 
-def _train_vmap(
-    ens: Ensemble, data: Split, masks: torch.Tensor, recipe: Recipe, seeds: list[int], show_progress: bool
+def _train_batched(
+    ens: Ensemble, data: Split, masks: torch.Tensor, recipe: Recipe, seeds: list[int], path: str,
+    show_progress: bool,
 ) -> None:
-    """One group (equal subset sizes) as one computation; see :func:`train_ensemble`."""
+    """One group (equal subset sizes) as one computation by ``path``; see :func:`train_ensemble`."""
     K = len(ens)
     rows = [torch.nonzero(m).squeeze(1) for m in masks]
     n = len(rows[0])
@@ -422,7 +718,7 @@ def _train_vmap(
     opt = StackedSGD(ens.params, recipe.momentum, recipe.weight_decay)
     dev = data.x.device
     step = 0
-    for _ in progress(range(recipe.epochs), f"train (vmap, K={K})", enabled=show_progress):
+    for epoch in progress(range(recipe.epochs), f"train ({path}, K={K})", enabled=show_progress):
         # the same generator call per model as training.train: one randperm per epoch
         order = torch.stack([r[torch.randperm(n, generator=g)] for r, g in zip(rows, gens, strict=False)]).to(dev)
         for s in range(0, n, recipe.batch_size):
@@ -430,9 +726,12 @@ def _train_vmap(
             x, y = data.x[idx], data.y[idx]
             if recipe.augment:
                 x = torch.stack([augment_batch(x[k], gens[k]) for k in range(K)])
-            out = ens.forward(x)
-            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none")
-            loss.view(K, -1).mean(1).sum().backward()
+            out = ens.forward(x, path=path)
+            loss = _ce(out, y)
+            if recipe.sd_lambda:  # training.sd_loss per model: sum_i std_c(z_ic) / (B * C)
+                lam = sd_lambda_at(recipe.sd_lambda, recipe.sd_decay, epoch)
+                loss = loss + lam * out.std(dim=2).sum(1) / (out.shape[1] * out.shape[2])
+            loss.sum().backward()
             opt.step(lrs[step])
             step += 1
     ens.requires_grad_(False)
@@ -484,11 +783,11 @@ def _loop_spec(key: str, hp: dict[str, Any]) -> dict[str, Any]:
     raise KeyError(key)
 
 
-def _unlearn_vmap(
+def _unlearn_batched(
     key: str, ens: Ensemble, data: Split, retain_masks: torch.Tensor, forget_masks: torch.Tensor,
-    hp: dict[str, Any], seeds: list[int],
+    hp: dict[str, Any], seeds: list[int], path: str,
 ) -> None:
-    """Batched ft / ga / ngplus on one group (equal retain and forget sizes), in place."""
+    """Batched ft / ga / ngplus on one group (equal retain and forget sizes) by ``path``, in place."""
     spec = _loop_spec(key, hp)
     K = len(ens)
     dev = data.x.device
@@ -512,16 +811,16 @@ def _unlearn_vmap(
     for t in range(total):
         xd, yd = batch(drive, [p[t][0] for p in plans])
         if key == "ft":
-            loss = _ce(ens.forward(xd, train=train_bn), yd)
+            loss = _ce(ens.forward(xd, train=train_bn, path=path), yd)
         elif key == "ga":
-            loss = -_ce(ens.forward(xd, train=train_bn), yd)
+            loss = -_ce(ens.forward(xd, train=train_bn, path=path), yd)
         else:  # ngplus: retain forward first, then forget (BatchNorm statistics in the loop's order)
-            retain_term = _ce(ens.forward(xd, train=train_bn), yd)
+            retain_term = _ce(ens.forward(xd, train=train_bn, path=path), yd)
             if theta0 is not None:
                 retain_term = retain_term + hp["lam"] / 2 * sum(
                     (p - theta0[n]).pow(2).flatten(1).sum(1) for n, p in ens.params.items())
             xf, yf = batch(side, [p[t][1] for p in plans])
-            loss = hp["alpha"] * retain_term - (1 - hp["alpha"]) * _ce(ens.forward(xf, train=train_bn), yf)
+            loss = hp["alpha"] * retain_term - (1 - hp["alpha"]) * _ce(ens.forward(xf, train=train_bn, path=path), yf)
         loss.sum().backward()
         opt.step(lrs[t])
     ens.requires_grad_(False)
@@ -580,18 +879,19 @@ def unlearn_ensemble(
         chosen = "loop"
         if batched:
             drive = forget_masks if key == "ga" else retain_masks
-            first = data.subset(torch.nonzero(drive[rows[0]]).squeeze(1)[: hp["batch_size"]])
             n_drive = int(drive[rows[0]].sum())
             steps = int(math.ceil(hp["epochs"] * math.ceil(n_drive / hp["batch_size"])))
-            chosen = choose_path(path, out.select(rows), first.x, first.y, steps * (2 if key == "ngplus" else 1))
-        if chosen == "vmap":
-            def run(part: list[int]) -> None:
+            sub = out.select(rows)
+            first = _first_batches(data, drive[rows], hp["batch_size"])
+            chosen = choose_path(path, sub, *first, steps * (2 if key == "ngplus" else 1))
+        if chosen != "loop":
+            def run(part: list[int], path: str = chosen) -> None:
                 work = out.select(part)
-                _unlearn_vmap(key, work, data, retain_masks[part], forget_masks[part], hp,
-                              [int(seeds[i]) for i in part])
+                _unlearn_batched(key, work, data, retain_masks[part], forget_masks[part], hp,
+                                 [int(seeds[i]) for i in part], path)
                 out.assign(part, work)
 
-            _oom_chunks(run, rows, chunk)
+            _oom_chunks(run, rows, chunk or _default_chunk(chosen, sub, first[0]))
             continue
         for i in progress(rows, f"{key} (loop)", enabled=show_progress):
             ud = methods.UnlearnData(
