@@ -113,3 +113,13 @@ def test_changing_one_row_changes_the_verdict():
     table = V.verdict_table(V.deep_unlearn_verdicts(df, None, "b"))
     assert list(table["verdict"]) == [V.HOLDS] * 3 and "[" in table["estimate [95% CI]"].iloc[0]
     assert "**holds**" in V.verdicts_markdown(V.deep_unlearn_verdicts(df, None, "b"))
+
+
+def test_ranking_transfer_between_datasets():
+    same = V.ranking_transfer_verdicts(grid(GOOD), grid(GOOD, seed=1), "A", "B", "b")[0]
+    assert same.state == V.HOLDS and same.estimate > 0.8
+    reversed_q = {m: 0.3 - q for m, q in GOOD.items()}
+    rev = V.ranking_transfer_verdicts(grid(GOOD), grid(reversed_q), "A", "B", "b")[0]
+    assert rev.state == V.FAILS and rev.estimate < -0.8
+    with pytest.raises(ValueError, match="at least 3 methods"):
+        V.ranking_transfer_verdicts(grid({"ft": 0.1}), grid({"ft": 0.1}), "A", "B", "b")

@@ -367,6 +367,55 @@ def nabla_tau_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget: s
     return out
 
 
+# --------------------------------------------------------------------------- rankings across datasets
+
+
+def ranking_transfer_verdicts(df_a: pd.DataFrame, df_b: pd.DataFrame, name_a: str, name_b: str, budget: str,
+                              chapter: str = "text", n_boot: int = N_BOOT, seed: int = 0) -> list[Verdict]:
+    """"Method rankings carry over from ``name_a`` to ``name_b``": Kendall's tau between the
+    two tuned grids' quality rankings (objective norm, utility-losing methods last) over the
+    methods both ran. The interval resamples the seeds of each grid independently; the claim
+    holds when it lies above 0 (the rankings agree more than chance) and does not hold when
+    it lies below 0."""
+    from scipy.stats import kendalltau
+
+    ta, tb = grid_tables(df_a), grid_tables(df_b)
+    common = [m for m in ta.columns if m in tb.columns and m not in REFERENCES]
+    if len(common) < 3:
+        raise ValueError(f"Need at least 3 methods in both grids to compare rankings; common: {common}.")
+
+    def ranking(t: Tables, m: Mapping[str, np.ndarray]) -> np.ndarray:
+        keep = [t.col(c) for c in [*common, "retrain"]]
+        sub = Tables([*common, "retrain"], {})
+        mm = method_means({k: v[:, keep] for k, v in m.items()}, sub)
+        return ranks(mm, with_cost=False)
+
+    def means(t: Tables, pick: np.ndarray | None) -> dict[str, np.ndarray]:
+        with np.errstate(invalid="ignore"):
+            if pick is None:
+                return {k: np.nanmean(a, axis=0)[None, :] for k, a in t.arrays.items()}
+            return {k: np.nanmean(a[pick], axis=1) for k, a in t.arrays.items()}
+
+    ra, rb = ranking(ta, means(ta, None))[0], ranking(tb, means(tb, None))[0]
+    est = float(kendalltau(ra, rb).statistic)
+    rng = np.random.default_rng(seed)
+    pa = rng.integers(0, ta.n_seeds, (n_boot, ta.n_seeds))
+    pb = rng.integers(0, tb.n_seeds, (n_boot, tb.n_seeds))
+    a, b = ranking(ta, means(ta, pa)), ranking(tb, means(tb, pb))
+    draws = np.array([kendalltau(x, y).statistic for x, y in zip(a, b, strict=True)], float)
+    draws = draws[np.isfinite(draws)]
+    lo, hi = (np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2]) if len(draws) else (math.nan, math.nan))
+    ev = Evidence(side(float(lo), float(hi), 0.0), est, float(lo), float(hi), min(ta.n_seeds, tb.n_seeds))
+    return [decide(
+        f"Method rankings carry over from {name_a} to {name_b}", BOOK_TEXT, chapter,
+        f"Kendall's tau between the quality rankings (objective norm; methods losing more than {UTILITY:.0%} test "
+        f"accuracy last) of the {len(common)} methods both ran is above 0",
+        "Kendall tau", 0.0, ev, None, budget)]
+
+
+BOOK_TEXT = "Pawelczyk et al. 2024, nabla-tau and Thudi et al. test text; does Deep Unlearn's picture carry over?"
+
+
 # --------------------------------------------------------------------------- the explorer's premise
 
 BOOK = "this book (Deep Unlearn's motivation)"
@@ -482,6 +531,6 @@ def load_published(folder: str) -> list[Verdict]:
 __all__ = [
     "HOLDS", "FAILS", "UNTESTED", "STATES", "MIN_SEEDS", "UTILITY", "Evidence", "Verdict", "seed_bootstrap",
     "side", "evidence", "decide", "seeds_needed", "pivot", "grid_tables", "method_means", "ranks", "ranking_table", "deep_unlearn_verdicts",
-    "nabla_tau_verdicts", "hyperparameter_verdicts", "verdict_table", "verdicts_markdown", "as_records", "publish", "load_published",
+    "nabla_tau_verdicts", "hyperparameter_verdicts", "ranking_transfer_verdicts", "verdict_table", "verdicts_markdown", "as_records", "publish", "load_published",
     "PUBLISH_ENV",
 ]
