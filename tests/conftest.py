@@ -8,9 +8,14 @@ import os
 import pytest
 import torch
 
-from unlearnlib.data import load_splits
-from unlearnlib.store import Store
-from unlearnlib.training import Recipe, train_reference_models
+# One process unless a test asks for workers: the command line's default (a local Dask
+# cluster of cores / threads workers) would start a cluster in every CLI test;
+# tests/test_executors.py and tests/test_store_concurrent.py start theirs explicitly.
+os.environ.setdefault("UNLEARNLIB_WORKERS", "1")
+
+from unlearnlib.data import load_splits  # noqa: E402
+from unlearnlib.store import Store  # noqa: E402
+from unlearnlib.training import Recipe, train_reference_models  # noqa: E402
 
 #: A short recipe that still fits mnist1d's training set almost perfectly.
 FAST_RECIPE = Recipe(epochs=12, lr=0.05, batch_size=128)

@@ -7,6 +7,7 @@ a temporary store shared between them, so the second trains nothing.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -20,24 +21,27 @@ import pytest
 
 from unlearnlib.book import build as book
 from unlearnlib.book import plots
+from unlearnlib.studies import verdicts as book_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = ROOT / "notebooks" / "benchmark.ipynb"
 
 
-MINI_TOC = "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/generated/benchmark\n"
+MINI_TOC = ("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/generated/benchmark\n"
+            "  - file: book/generated/methods\n")
 
 
 def copy_book_sources(dst: Path) -> Path:
     """_config.yml, book/*.md, book/profiles.yml and notebooks/ into ``dst``.
 
-    The table of contents is cut down to the intro and the benchmark chapter, so the
-    test runs only that chapter (the profiles of the others are still checked).
+    The table of contents is cut down to the intro, the benchmark chapter and the methods
+    chapter (which publishes verdicts for the landing dashboard), so the test runs only
+    those (the profiles of the others are still checked).
     """
     (dst / "book").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", dst / "_config.yml")
     (dst / "_toc.yml").write_text(MINI_TOC)
-    for f in [*(ROOT / "book").glob("*.md"), ROOT / "book" / "profiles.yml"]:
+    for f in [*(ROOT / "book").glob("*.md"), ROOT / "book" / "profiles.yml", *(ROOT / "book").glob("favicon.*")]:
         shutil.copy(f, dst / "book" / f.name)
     shutil.copytree(ROOT / "notebooks", dst / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
@@ -224,7 +228,14 @@ def test_build_book_test_profile(tmp_path, store_env):
     assert scripts.index(plotly_tags[0]) < min(
         [i for i, s in enumerate(scripts) if "require" in s] or [len(scripts)])
     assert "intro" in (html_dir / "index.html").read_text()  # root page
-    assert "does unlearning really forget" in (html_dir / "book" / "intro.html").read_text()
+    intro = (html_dir / "book" / "intro.html").read_text()
+    assert "does unlearning really forget" in intro
+    # the landing dashboard: generated from the verdicts the executed chapters published
+    published = sorted(p.stem for p in (root / book.VERDICTS_DIR).glob("*.json") if ".plotly" not in p.name)
+    assert "methods" in published, published
+    claims = [v.claim for v in book_verdicts.load_published(str(root / book.VERDICTS_DIR))]
+    assert "What the book found" in intro and claims and all(html.escape(c) in intro for c in claims)
+    assert 'href="generated/methods.html"' in intro
     # the published notebook keeps the plotly JSON for JupyterLab users who download it
     nb = json.loads((root / "book" / "generated" / "benchmark.ipynb").read_text())
     assert any("application/vnd.plotly.v1+json" in o.get("data", {})

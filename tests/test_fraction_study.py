@@ -96,7 +96,7 @@ def test_metric_vs_fraction_one_line_per_method_and_panel():
     line = next(t for t in fig.data if t.name == "nabla_tau")
     assert list(line.x) == [3, 30] and line.y[1] == pytest.approx(0.52)
     titled = metric_vs_fraction(df, ["mia_test", "test_acc"], labels={"test_acc": "TA here"})
-    assert [a.text for a in titled.layout.annotations] == ["MIA forget vs test", "TA here"]
+    assert [a.text for a in titled.layout.annotations] == ["loss-MIA forget vs test", "TA here"]
     with pytest.raises(ValueError, match="no rows with a finite forget fraction"):
         metric_vs_fraction(_frame({"class:3": CASES["fraction:0.3"]}), ["mia_test"])
 

@@ -432,8 +432,9 @@ def test_euk_proximal_anchor_is_the_reinitialised_weights(splits, refs):
 def test_euk_retrains_to_a_sensible_model(splits, refs):
     """Plain SGD at the reference's lr 0.01 leaves the re-initialised blocks under-trained on
     mnist1d (15 steps an epoch); lr 0.1 without the proximal term, both inside its search space,
-    retrains them."""
-    out = methods.get("euk")(refs.original, _data(splits, refs), lr=0.1, lam=1e-5)
+    retrains them. The reference's epoch count is given: the default scales with the dataset
+    (:func:`unlearnlib.methods.scale_epochs`)."""
+    out = methods.get("euk")(refs.original, _data(splits, refs), epochs=10, lr=0.1, lam=1e-5)
     assert accuracy(out, splits.retain) > 0.7
     assert per_sample_loss(out, splits.forget).mean() > per_sample_loss(refs.original, splits.forget).mean()
 
@@ -444,7 +445,7 @@ def test_rni_resets_the_head_and_retrains(splits, refs):
     orig = dict(refs.original.named_parameters())
     for name, p in reset.named_parameters():
         assert torch.equal(p, orig[name]) == (not name.startswith("blocks.4."))
-    out = methods.get("rni")(refs.original, data, lr=0.01, fine_lr=0.01, batch_size=128)
+    out = methods.get("rni")(refs.original, data, epochs=9, reset_epochs=1, fine_epochs=4, lr=0.01, fine_lr=0.01, batch_size=128)
     assert accuracy(out, splits.retain) > 0.95
     assert per_sample_loss(out, splits.forget).mean() > per_sample_loss(refs.original, splits.forget).mean()
 

@@ -38,7 +38,7 @@ def test_explorer_builds_controls_matching_the_search_space(explorer):
     assert list(explorer.controls) == list(space)
     kinds = {k: type(c) for k, c in explorer.controls.items()}
     assert kinds == {"lr": w.FloatLogSlider, "weight_decay": w.FloatLogSlider, "batch_size": w.Dropdown,
-                     "epochs": w.IntSlider, "alpha": w.FloatSlider, "lam": w.FloatSlider}
+                     "epochs": w.IntSlider, "alpha": w.FloatSlider}  # NG+ does not search its lam (issue 12)
     assert explorer.controls["epochs"].max == 3  # ceil(0.2 * 12)
     assert explorer.hparams()["alpha"] == pytest.approx(0.95)
     assert set(explorer.method.options) == set(registry.available())

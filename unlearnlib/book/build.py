@@ -15,7 +15,9 @@ HTML index.
 The book loads plotly.js once per page from its static folder
 (:data:`STATIC_DIR`, see ``html_js_files`` in ``_config.yml``) instead of
 inlining it in every figure; :func:`build_book` copies it there from the
-installed plotly package.
+installed plotly package, and MathJax from the sphinx-mathjax-offline package
+(:func:`copy_mathjax`), so no page loads anything from outside the book. After the
+build, :func:`check_self_contained` fails the build if a page does.
 
 >>> from unlearnlib.book import build_book              # doctest: +SKIP
 >>> build_book("quick")                                 # doctest: +SKIP
@@ -24,17 +26,21 @@ PosixPath('.../_build/html/index.html')
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
 from ..store import atomic_write_bytes
+from ..studies.verdicts import PUBLISH_ENV
 
 #: Paths relative to the book root (the folder holding ``_config.yml``).
 PROFILES_FILE = Path("book") / "profiles.yml"
@@ -44,6 +50,10 @@ GENERATED_DIR = Path("book") / "generated"
 #: under the git-ignored ``_build`` because its content is copied at build time.
 STATIC_DIR = Path("_build") / "static"
 PLOTLY_JS = "plotly.min.js"
+#: MathJax in the static folder: ``mathjax_path`` in ``_config.yml`` is
+#: ``<MATHJAX_DIR>/<MATHJAX_COMPONENT>`` (relative to the book's ``_static``).
+MATHJAX_DIR = "mathjax"
+MATHJAX_COMPONENT = "tex-chtml.js"
 
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -112,7 +122,10 @@ def notebook_parameters(path: Path | str) -> dict[str, dict[str, Any]]:
 
 
 def validate_parameters(path: Path | str, parameters: Mapping[str, Any] | None) -> None:
-    """Raise ``ValueError`` when ``parameters`` names anything the notebook does not declare."""
+    """Raise ``ValueError`` when ``parameters`` names anything the notebook does not declare,
+    gives a value of another type than the notebook's default (:func:`check_parameter_type`)
+    or a value the library would reject (:data:`PARAMETER_CHECKS`: seeds, methods, forget
+    specs, devices, epoch counts, ...), all before any kernel starts."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Notebook {path} does not exist.")
@@ -126,6 +139,129 @@ def validate_parameters(path: Path | str, parameters: Mapping[str, Any] | None) 
             f"Unknown parameter{'s' if len(unknown) > 1 else ''} {names} for notebook {path.name}; "
             f"allowed: {', '.join(allowed) or '(none: the notebook has no cell tagged parameters)'}."
         )
+    for name, value in parameters.items():
+        check_parameter_type(path.name, name, value, allowed[name].get("default"))
+        check = PARAMETER_CHECKS.get(name)
+        if check is not None:
+            try:
+                check(value)
+            except ValueError as e:
+                raise ValueError(f"Parameter {name}={value!r} of notebook {path.name}: {e}") from None
+
+
+def _default_value(text: Any) -> Any:
+    """The Python value of a ``parameters`` cell default (papermill gives its source text);
+    ``...`` when it is not a literal (an expression the type check cannot judge)."""
+    import ast
+
+    try:
+        return ast.literal_eval(str(text))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return ...
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping", tuple: "a list"}.get(type(value), type(value).__name__)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of ``default``: ints for ints, numbers for floats,
+    strings, lists (element by element, one level), mappings; ``None`` always does
+    (notebooks use it for "off" or "the default")."""
+    if value is None or default is None or default is ...:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            return False
+        kinds = {type(d) for d in default}
+        return len(kinds) != 1 or all(_same_kind(v, default[0]) for v in value)
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return isinstance(value, type(default))
+
+
+def check_parameter_type(notebook: str, name: str, value: Any, default_text: Any) -> None:
+    """Raise ``ValueError`` when ``value`` is not of the type of the notebook's default for
+    ``name`` (before any kernel starts)."""
+    default = _default_value(default_text)
+    if not _same_kind(value, default):
+        raise ValueError(f"Parameter {name} of notebook {notebook} must be {_type_name(default)}"
+                         f"{' of ' + _type_name(default[0]) + 's' if isinstance(default, list) and default else ''} "
+                         f"(its default is {default_text}); got {value!r}.")
+
+
+def _positive_int(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"must be a positive integer; got {value!r}.")
+
+
+def _methods(value: Any) -> None:
+    from .. import methods
+
+    if isinstance(value, str):
+        methods.parse_methods(value)
+    elif isinstance(value, (list, tuple)):
+        for key in value:
+            methods.get(key)
+
+
+def _seeds(value: Any) -> None:
+    from ..studies.experiment import parse_seeds
+
+    parse_seeds(value)
+
+
+def _forget(value: Any, each: bool = False) -> None:
+    from ..studies.experiment import check_forget
+
+    if not (each and value == "each"):
+        check_forget(value)
+
+
+def _dataset(value: Any) -> None:
+    from ..datasets import check_dataset
+
+    check_dataset(value)
+
+
+def _model(value: Any) -> None:
+    from ..models import available_models
+
+    if value not in available_models():
+        raise ValueError(f"Unknown model {value!r}; allowed: {', '.join(available_models())}.")
+
+
+def _device(value: Any) -> None:
+    from ..studies.experiment import check_device
+
+    check_device(value)
+
+
+def _method_hparams(value: Any) -> None:
+    from ..studies.experiment import check_hparams
+
+    check_hparams(value, list(value) if isinstance(value, dict) else [])
+
+
+#: Value checks of the parameters the notebooks share, by name: the library's own
+#: validators, so a profile value the notebook would reject fails before a kernel starts.
+PARAMETER_CHECKS: dict[str, Any] = {
+    "dataset": _dataset, "model": _model, "model_name": _model, "device": _device,
+    "methods": _methods, "method": _methods, "baselines": _methods, "methods_to_run": _methods,
+    "compare_methods": _methods, "ulira_methods": _methods, "methods_wanted": _methods,
+    "seeds": _seeds, "tune_seeds": _seeds, "seed": _seeds,
+    "forget": _forget, "tune_forget": lambda v: _forget(v, each=True),
+    "epochs": _positive_int, "shadow_epochs": _positive_int, "compare_epochs": _positive_int,
+    "n_trials": _positive_int, "k": _positive_int, "ulira_k": _positive_int,
+    "method_hparams": _method_hparams,
+}
 
 
 def _runs_this_python(argv: list[str]) -> bool:
@@ -251,6 +387,169 @@ def copy_plotly_js(root: Path | str = ".") -> Path:
     return dst
 
 
+def mathjax_source() -> Path:
+    """The MathJax 3 tree that the ``sphinx-mathjax-offline`` package ships (a dependency).
+
+    Only its files are used, not the package as a Sphinx extension: :func:`copy_mathjax`
+    copies what the book loads, and ``mathjax_path`` in ``_config.yml`` points at it.
+    """
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("sphinx-mathjax-offline")
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError("The book ships MathJax from the sphinx-mathjax-offline package, which is "
+                                "not installed; install the project (pip install -e .).") from None
+    src = Path(str(dist.locate_file("sphinx-mathjax-offline/static/mathjax")))
+    if not (src / MATHJAX_COMPONENT).is_file():
+        raise FileNotFoundError(f"No {MATHJAX_COMPONENT} in {src}; reinstall sphinx-mathjax-offline.")
+    return src
+
+
+def copy_mathjax(root: Path | str = ".") -> Path:
+    """Copy MathJax into the book's static folder (``<STATIC_DIR>/mathjax/``); returns the path
+    of the component the pages load (:data:`MATHJAX_COMPONENT`).
+
+    Copied: that component and every folder of the tree, which MathJax loads from on demand
+    (fonts, TeX extensions, the menu's accessibility and output choices); not the other
+    combined components, nor ``latest.js``, which loads MathJax from a CDN. Files already
+    up to date are not rewritten.
+    """
+    src = mathjax_source()
+    dst = Path(root) / STATIC_DIR / MATHJAX_DIR
+    files = [src / MATHJAX_COMPONENT, *sorted(f for d in src.iterdir() if d.is_dir()
+                                              for f in d.rglob("*") if f.is_file())]
+    for f in files:
+        target = dst / f.relative_to(src)
+        data = f.read_bytes()
+        if not (target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data):
+            _write_shared(target, data)
+    return dst / MATHJAX_COMPONENT
+
+
+#: ``<link rel=...>`` values that make a browser fetch the link (the others only point).
+_FETCHED_LINKS = {"stylesheet", "icon", "shortcut", "apple-touch-icon", "preload", "modulepreload",
+                  "prefetch", "manifest"}
+_LOCAL_SCHEMES = {"", "data", "blob", "javascript", "about"}
+
+
+def _page_resources(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(tag, url)`` of what an HTML page makes the browser fetch, and its inline scripts."""
+    from html.parser import HTMLParser
+
+    class Parser(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.fetched: list[tuple[str, str]] = []
+            self.inline: list[str] = []
+            self._body: list[str] | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = {k: v or "" for k, v in attrs}
+            if tag == "link":
+                if set(a.get("rel", "").lower().split()) & _FETCHED_LINKS and a.get("href"):
+                    self.fetched.append((tag, a["href"]))
+            elif tag in {"script", "img", "iframe", "source", "video", "audio", "embed", "track"}:
+                if a.get("src"):
+                    self.fetched.append((tag, a["src"]))
+                elif tag == "script":
+                    self._body = []
+
+        def handle_data(self, data: str) -> None:
+            if self._body is not None:
+                self._body.append(data)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "script" and self._body is not None:
+                self.inline.append("".join(self._body))
+                self._body = None
+
+    parser = Parser()
+    parser.feed(text)
+    return parser.fetched, parser.inline
+
+
+def check_self_contained(html_dir: Path | str) -> list[str]:
+    """Problems of the built HTML book, one line each (empty when there are none).
+
+    A post-build check of every page under ``html_dir``: nothing it loads (scripts,
+    stylesheets, icons, images, frames) comes from outside the book (an address with a
+    scheme such as ``https:`` or a protocol-relative ``//host``), and no inline script
+    appears twice on a page (a second ``const`` declaration is a ``SyntaxError``).
+    Links a reader follows (``<a href>``) are not loads and are not checked.
+    """
+    from urllib.parse import urlsplit
+
+    html_dir = Path(html_dir)
+    problems: list[str] = []
+    for page in sorted(html_dir.rglob("*.html")):
+        name = page.relative_to(html_dir).as_posix()
+        fetched, inline = _page_resources(page.read_text(errors="replace"))
+        for tag, url in fetched:
+            if url.startswith("//") or urlsplit(url).scheme.lower() not in _LOCAL_SCHEMES:
+                problems.append(f"{name}: <{tag}> loads {url} from outside the book")
+        counts: dict[str, int] = {}
+        for body in (b.strip() for b in inline):
+            if body:
+                counts[body] = counts.get(body, 0) + 1
+        for body, n in counts.items():
+            if n > 1:
+                problems.append(f"{name}: an inline script appears {n} times: {body[:80]!r}")
+    return problems
+
+
+#: The landing page's generated part (``book/intro.md`` includes it) and the folder the
+#: chapters publish their verdicts into while the build runs them.
+DASHBOARD_MD = GENERATED_DIR / "dashboard.md"
+VERDICTS_DIR = GENERATED_DIR / "verdicts"
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def clear_verdicts(root: Path | str = ".") -> Path:
+    """Empty ``book/generated/verdicts/`` so the dashboard shows only this build's verdicts."""
+    folder = Path(root) / VERDICTS_DIR
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def notebook_title(path: Path | str) -> str:
+    """The first ``# `` heading of a notebook's markdown cells (its chapter title), else its name."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return Path(path).stem
+
+
+def write_landing_dashboard(root: Path | str, notebooks: list[Path]) -> Path:
+    """``book/generated/dashboard.md`` from the verdicts the executed chapters published
+    (:func:`unlearnlib.book.dashboard.write_dashboard`), each row linking to its chapter."""
+    from .dashboard import write_dashboard
+
+    root = Path(root)
+    links = {Path(nb).stem: f"generated/{Path(nb).name}" for nb in notebooks}
+    titles = {Path(nb).stem: notebook_title(nb) for nb in notebooks}
+    return write_dashboard(root / VERDICTS_DIR, root / DASHBOARD_MD, links, titles)
+
+
 def published_notebooks(root: Path | str = ".") -> list[str]:
     """File names (``name.ipynb``) of the notebooks ``_toc.yml`` publishes, in book order.
 
@@ -344,20 +643,24 @@ def build_book(
     jobs = plan(profile, root)
     kernel = kernel_name()
     copy_plotly_js(root)
+    copy_mathjax(root)
     (root / GENERATED_DIR).mkdir(parents=True, exist_ok=True)
+    verdict_dir = clear_verdicts(root)
 
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
     bar = tqdm(jobs, desc=f"notebooks ({profile})", unit="nb", disable=not progress)
-    for nb, params in bar:
-        bar.set_postfix_str(nb.name)
-        t0 = time.perf_counter()
-        execute_notebook(nb, root / GENERATED_DIR / nb.name, params, cwd=nb.parent,
-                         progress=progress, kernel=kernel)
-        if progress:
-            bar.write(f"executed {nb.name} in {time.perf_counter() - t0:.1f} s")
+    with _env(PUBLISH_ENV, str(verdict_dir)):  # the kernels inherit it: chapters publish their verdicts
+        for nb, params in bar:
+            bar.set_postfix_str(nb.name)
+            t0 = time.perf_counter()
+            execute_notebook(nb, root / GENERATED_DIR / nb.name, params, cwd=nb.parent,
+                             progress=progress, kernel=kernel)
+            if progress:
+                bar.write(f"executed {nb.name} in {time.perf_counter() - t0:.1f} s")
     bar.close()
+    write_landing_dashboard(root, [nb for nb, _ in jobs])
 
     args = ["build", str(root), "--builder", "html"]
     if out_dir is not None:
@@ -369,6 +672,9 @@ def build_book(
     if proc.returncode != 0 or not index.is_file():
         tail = "\n".join(log.strip().splitlines()[-40:])
         raise BookBuildError(f"jupyter-book build {root} failed (exit {proc.returncode}):\n{tail}")
+    problems = check_self_contained(index.parent)
+    if problems:
+        raise BookBuildError(f"The book built in {index.parent} is not self-contained:\n" + "\n".join(problems))
     warnings = [line for line in log.splitlines() if "WARNING" in line]
     if progress:
         for line in warnings:
@@ -380,6 +686,9 @@ def build_book(
 
 __all__ = [
     "PROFILES", "load_profiles", "check_profile", "notebook_parameters", "validate_parameters",
-    "kernel_name", "execute_notebook", "copy_plotly_js", "published_notebooks", "plan", "build_book",
+    "check_parameter_type", "PARAMETER_CHECKS",
+    "kernel_name", "execute_notebook", "copy_plotly_js", "mathjax_source", "copy_mathjax",
+    "check_self_contained", "published_notebooks", "plan", "build_book",
+    "clear_verdicts", "notebook_title", "write_landing_dashboard", "DASHBOARD_MD", "VERDICTS_DIR",
     "NotebookExecutionError", "BookBuildError",
 ]
