@@ -5,12 +5,19 @@
 - ``unlearnlib tune``     Deep Unlearn's Optuna search for one method, then rerun on more seeds
 - ``unlearnlib book``     execute every notebook with a profile and build the HTML book
 - ``unlearnlib bench``    run a script of ``benchmarks/``
+
+``run``, ``tune`` and ``book`` compute the units that are not stored yet on worker
+processes: ``--workers N`` local ones (default: ``$UNLEARNLIB_WORKERS``, else one per core;
+1 = serially in this process) or ``--scheduler ADDRESS``, an existing Dask scheduler
+(default ``$UNLEARNLIB_SCHEDULER``); see :mod:`unlearnlib.studies.executors`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -39,6 +46,14 @@ def _store(args: argparse.Namespace):
     return store
 
 
+def _executor(args: argparse.Namespace):
+    """The executor of ``--workers`` / ``--scheduler`` (checked before anything runs; a local
+    cluster starts only when a unit is missing)."""
+    from .studies.executors import from_options
+
+    return from_options(args.workers, args.scheduler)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .studies.experiment import check_out, format_summary, run_grid, write_rows
 
@@ -46,11 +61,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = check_out(args.out) if args.out else None  # before the grid: a bad --out wastes no training
     store = _store(args)
     start = time.perf_counter()
-    df = run_grid(
-        dataset=args.dataset, model=args.model, methods=args.methods, seeds=args.seeds,
-        forget=args.forget, epochs=args.epochs, data_root=args.data_root, device=args.device,
-        hparams=hparams, store=store, show_progress=not args.quiet,
-    )
+    with _executor(args) as ex:
+        df = run_grid(
+            dataset=args.dataset, model=args.model, methods=args.methods, seeds=args.seeds,
+            forget=args.forget, epochs=args.epochs, data_root=args.data_root, device=args.device,
+            hparams=hparams, store=store, show_progress=not args.quiet, executor=ex,
+        )
     print(format_summary(df))
     print(f"\n{len(df)} rows in {time.perf_counter() - start:.1f} s "
           f"(store {store.root}: {store.hits} hits, {store.misses} misses"
@@ -78,10 +94,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from .datasets.embedded import dataset_cache
-    from .studies import tuned
-    from .studies.experiment import check_model_fits, format_summary, parse_seeds, to_frame
-    from .studies.hpo import Setup, make_entry, tune_and_rerun
+    from .studies.experiment import parse_seeds
 
     keys = registry.parse_methods(args.method)
     parse_seeds(args.seeds)
@@ -90,18 +103,35 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.trials < 1:
         raise ValueError(f"--trials must be a positive integer; got {args.trials}.")
     store = _store(args)
+    with _executor(args) as ex:
+        return _tune(args, keys, store, ex)
+
+
+def _tune(args: argparse.Namespace, keys: list[str], store, ex) -> int:
+    """Tune ``keys`` on ``ex`` (its studies and rows run there first), print and ship."""
+    from .datasets.embedded import dataset_cache
+    from .studies import tuned
+    from .studies.experiment import UnitPlan, check_model_fits, format_summary, to_frame
+    from .studies.hpo import Setup, add_trial_counts, make_entry, prepare_tuning, tune_and_rerun
+
     start = time.perf_counter()
     with dataset_cache(store.root):
         setup = Setup.create(args.dataset, args.model, args.forget, args.epochs, args.device,
                              args.data_root, store, show_progress=not args.quiet)
     check_model_fits(setup.model, setup.splits)
+    rerun_seeds = args.rerun_seeds or args.seeds
+    # every method's studies on the workers at once (nothing on the serial executor)
+    ran = prepare_tuning(ex, setup, keys, args.seeds, args.trials, rerun_seeds, warm_start=args.warm_start,
+                         parallel_trials=args.parallel_trials, show_progress=not args.quiet)
     frames = []
     for key in keys:
         t0 = time.perf_counter()
         result, rows = tune_and_rerun(
-            key, tune_seeds=args.seeds, seeds=args.rerun_seeds or args.seeds, n_trials=args.trials,
+            key, tune_seeds=args.seeds, seeds=rerun_seeds, n_trials=args.trials,
             verbose=args.verbose, show_progress=not args.quiet, setup=setup, warm_start=args.warm_start,
+            executor=ex, parallel_trials=args.parallel_trials,
         )
+        add_trial_counts(result, ran)
         if result.tuned:
             print(f"{key}: {args.trials} trials per seed on seeds {args.seeds}; chosen from seed "
                   f"{result.best_seed} ({result.source}), mean objective norm over the tuning seeds "
@@ -117,6 +147,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         print(f"\nbest hyperparameters of {key}: {json.dumps(result.hparams)}\n")
         frames.append(rows)
     seeds = sorted({int(s) for f in frames for s in f["seed"]})
+    if ex.parallel:
+        plan = UnitPlan.for_setup(ex, setup)
+        for s in seeds:
+            for k in ("original", "retrain"):
+                if k not in keys:
+                    plan.row(k, s)
+        plan.run("reference rows", not args.quiet)
     refs = [setup.run(k, s) for s in seeds for k in ("original", "retrain") if k not in keys]
     df = to_frame(refs + [r for f in frames for r in f.to_dict("records")])
     print(format_summary(df))
@@ -125,10 +162,35 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_book(args: argparse.Namespace) -> int:
-    from .book.build import build_book
+@contextlib.contextmanager
+def _scheduler_env(ex) -> "contextlib.AbstractContextManager[None]":
+    """Point the notebooks' kernels (they inherit the environment) at ``ex``'s scheduler, so
+    every notebook's units run on one cluster; serial: none."""
+    from .studies.executors import SCHEDULER_ENV
 
-    index = build_book(args.profile, root=Path(args.root))
+    old = os.environ.get(SCHEDULER_ENV)
+    if ex.parallel:
+        os.environ[SCHEDULER_ENV] = ex.scheduler_address()
+    else:
+        os.environ.pop(SCHEDULER_ENV, None)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(SCHEDULER_ENV, None)
+        else:
+            os.environ[SCHEDULER_ENV] = old
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from .book.build import build_book, plan
+
+    ex = _executor(args)
+    root = Path(args.root).resolve()
+    if (root / "_config.yml").is_file():
+        plan(args.profile, root)  # a bad profile is refused before a cluster starts
+    with ex, _scheduler_env(ex):
+        index = build_book(args.profile, root=Path(args.root))
     print(f"book built: {index}")
     return 0
 
@@ -139,6 +201,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.name not in allowed:
         raise ValueError(f"Unknown benchmark {args.name!r}; allowed: {', '.join(allowed) or '(none found in ' + str(bench_dir) + ')'}.")
     return subprocess.call([sys.executable, str(bench_dir / f"{args.name}.py"), *args.extra])
+
+
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", default=None,
+                   help="local worker processes, one torch thread each (default $UNLEARNLIB_WORKERS, else one "
+                        "per core; 1 = serially in this process)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default "
+                        "$UNLEARNLIB_SCHEDULER); the store must be on a file system its workers share")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--store", default=None, help="cache folder (default $UNLEARNLIB_STORE or ~/.cache/unlearnlib)")
     r.add_argument("--out", default=None, help="write rows to a .parquet or .csv file")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    _executor_options(r)
     r.set_defaults(fn=_cmd_run)
 
     m = sub.add_parser("methods", help="list registered methods and hyperparameters")
@@ -184,11 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ship", action="store_true",
                    help="write each result with its provenance into the tuned-hyperparameter table")
     t.add_argument("--table", default=None, help="the table --ship writes (default: the package's own)")
+    _executor_options(t)
+    t.add_argument("--parallel-trials", action="store_true",
+                   help="run one study's trials on several workers at once (faster; reproducible only in "
+                        "NSGA-III's first generation). Default: one worker per study, studies side by side, "
+                        "exactly the serial search")
     t.set_defaults(fn=_cmd_tune)
 
     b = sub.add_parser("book", help="execute the notebooks and build the HTML book")
     b.add_argument("--profile", default="quick", help="quick | full | test (book/profiles.yml)")
     b.add_argument("--root", default=".", help="project root holding _config.yml")
+    _executor_options(b)
     b.set_defaults(fn=_cmd_book)
 
     be = sub.add_parser("bench", help="run benchmarks/NAME.py")
@@ -202,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Bad input (``ValueError``, missing data) prints one line and exits 2,
     before anything trains; a file that cannot be written (``OSError``), a failed
-    notebook or book build print their message and exit 1; Ctrl-C prints one line and
-    exits 130."""
+    notebook or book build, or units that failed on the workers (the others finished)
+    print their message and exit 1; Ctrl-C prints one line and exits 130."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
@@ -218,8 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except RuntimeError as e:
         from .book.build import BookBuildError, NotebookExecutionError
+        from .studies.executors import UnitsFailed
 
-        if isinstance(e, (NotebookExecutionError, BookBuildError)):
+        if isinstance(e, (NotebookExecutionError, BookBuildError, UnitsFailed)):
             print(f"unlearnlib: error: {e}", file=sys.stderr)
             return 1
         raise

@@ -344,6 +344,8 @@ class ShadowRunner:
 
     Two cache levels: model ensembles (``shadow_models``) and their outputs
     (``shadow_outputs``); when the outputs are cached no model is even loaded.
+    :meth:`outputs_many` computes the missing groups of several methods on an executor's
+    workers (:mod:`unlearnlib.studies.executors`) before reading them back.
     """
 
     def __init__(
@@ -355,6 +357,7 @@ class ShadowRunner:
         base = recipe or default_recipe(splits.dataset)
         self.recipe = base.with_(epochs=config.epochs)
         self.path, self.show_progress = path, show_progress
+        self._base_recipe = base
         self.shadows = make_shadow_set(splits, config)
         spec = model_spec(splits, model_name, self.recipe, 0)
         self.spec = {**{k: v for k, v in spec.items() if k != "seed"}, "shadows": self.shadows.fingerprint(),
@@ -441,9 +444,7 @@ class ShadowRunner:
     def outputs(self, method: str, hparams: dict | None = None) -> ShadowOutputs:
         """phi / losses / accuracies of ``method``'s unlearned shadows (``"retrained-reference"``
         for the NeurIPS score's reference models)."""
-        from .. import methods
-
-        hp = {} if method == "retrained-reference" else methods.get(method).resolve_hparams(hparams, self.scale)
+        hp = self._resolve(method, hparams)
         rows = np.arange(self.shadows.rows)
 
         def build():
@@ -451,10 +452,83 @@ class ShadowRunner:
             out = _outputs(ens, self.shadows, self.splits.test, rows)
             return out, {"seconds": float(meta.get("seconds", 0.0))}
 
-        state, meta = self.store.checkpoint("shadow_outputs", {**self.spec, "role": method, "hparams": hp}, build)
+        state, meta = self.store.checkpoint("shadow_outputs", self._outputs_spec(method, hp), build)
         arr = {k: v.numpy() for k, v in state.items()}
         return ShadowOutputs(method, arr["phi"], arr["loss"], arr["test_loss"], arr["retain_acc"],
                              arr["forget_acc"], arr["test_acc"], float(meta.get("seconds", 0.0)), meta)
+
+
+    # -- orchestration: which groups run where ------------------------------------
+    def _resolve(self, method: str, hparams: dict | None) -> dict:
+        from .. import methods
+
+        return {} if method == "retrained-reference" else methods.get(method).resolve_hparams(hparams, self.scale)
+
+    def _outputs_spec(self, method: str, hp: dict) -> dict:
+        return {**self.spec, "role": method, "hparams": hp}
+
+    def __getstate__(self) -> dict:
+        """What a worker re-creates the runner from: no loaded ensembles, the splits on the CPU."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_cache", "shadows")}
+        state["splits"], state["_device"] = self.splits.to("cpu"), str(self.splits.device)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        device = state.pop("_device")
+        self.__dict__.update(state)
+        self.splits = self.splits.to(device)
+        self.shadows = make_shadow_set(self.splits, self.config)
+        self._cache = {}
+
+    def outputs_many(self, methods: Any, executor: Any = None) -> dict[str, ShadowOutputs]:
+        """:meth:`outputs` of several methods (a sequence of keys, or keys -> hyperparameters;
+        ``"retrained-reference"`` allowed), in their order.
+
+        ``executor``: an :class:`~unlearnlib.studies.executors.Executor` (None: serial, as
+        :meth:`outputs` one after the other). With parallel workers, the groups not stored
+        yet run there first: the originals and the retrained references side by side, then
+        each method's unlearned shadows and their outputs (they need the originals), one
+        task per method; the outputs are then read back here.
+        """
+        wanted = dict(methods) if isinstance(methods, dict) else {m: None for m in methods}
+        if executor is not None and getattr(executor, "parallel", False):
+            executor.run(self.tasks(wanted, executor), self.store, "shadow groups", self.show_progress)
+        return {m: self.outputs(m, hp) for m, hp in wanted.items()}
+
+    def tasks(self, wanted: dict[str, dict | None], executor: Any) -> list:
+        """The tasks of the shadow groups that ``wanted``'s outputs need, each done when its
+        store entry exists."""
+        store = self.store
+        originals = executor.task(
+            "shadow originals", _shadow_unit, (self, "original-models", None), store,
+            done=lambda: store.has("shadow_models", {**self.spec, "role": "original"}))
+        out = []
+        for method, hparams in wanted.items():
+            hp = self._resolve(method, hparams)
+            spec = self._outputs_spec(method, hp)
+            needs = () if method == "retrained-reference" else (originals,)
+            out.append(executor.task(f"shadow outputs of {method}", _shadow_unit, (self, method, hp), store,
+                                     needs=needs, done=lambda spec=spec: store.has("shadow_outputs", spec)))
+        return out
+
+
+#: Runners re-created in this process (a worker's), by what determines them.
+_RUNNERS: dict[str, ShadowRunner] = {}
+
+
+def _shadow_unit(store: Store, runner: ShadowRunner, role: str, hparams: dict | None) -> None:
+    """In a worker: one shadow group of ``runner`` (re-created once per process on ``store``):
+    the originals (``"original-models"``) or one role's outputs (computing its models)."""
+    key = hashlib.sha256(repr((sorted(runner.spec.items(), key=str), str(runner.splits.device),
+                               runner.path, str(store.root))).encode()).hexdigest()
+    if key not in _RUNNERS:
+        runner.store, runner.show_progress = store, False
+        _RUNNERS[key] = runner
+    runner = _RUNNERS[key]
+    if role == "original-models":
+        runner.originals()
+    else:
+        runner.outputs(role, hparams)
 
 
 # --------------------------------------------------------------------------- U-LiRA

@@ -6,6 +6,11 @@ written and that the model fits the data), then for every seed trains or loads t
 original and the retrained model, runs each method, evaluates it against the
 retrained model of the same seed and returns one row per (method, seed). Each
 row is cached in the store, so re-running a notebook computes nothing.
+
+With an executor whose workers run in parallel (:mod:`.executors`), the units that are not
+stored yet (the reference models of a seed, one method on one seed: :class:`UnitPlan`)
+run on the workers first; the serial loop then reads every row back from the store, in
+its order, so the rows are the serial run's.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ..methods import _cost
 from ..models import available_models, build_model
 from ..store import Store, atomic_write_bytes, canonical_json, probe_writable, writable_error
 from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
+from . import executors
 
 #: Bump when the evaluation code changes what a cached row contains.
 EVAL_VERSION = 6
@@ -264,6 +270,7 @@ def run_grid(
     hparams: dict[str, dict[str, Any]] | None = None,
     store: Store | None = None,
     show_progress: bool = True,
+    executor: executors.Executor | str | int | None = None,
 ) -> pd.DataFrame:
     """Run every method on every seed and return tidy rows (one per method and seed).
 
@@ -272,6 +279,13 @@ def run_grid(
     Everything is checked before anything trains: the config (:class:`GridConfig`), that
     the store can be written, and that the model fits the data (:func:`check_model_fits`).
     Generated datasets are cached in ``store`` (:func:`~unlearnlib.datasets.embedded.dataset_cache`).
+
+    ``executor`` (:func:`.executors.resolve`): ``None`` (serial, or the scheduler at
+    ``$UNLEARNLIB_SCHEDULER``), ``"local"``, a number of local workers, a scheduler address
+    or an :class:`~.executors.Executor`. The missing units run there first (a progress bar
+    counts them across workers); the rows are then read back in the serial order and equal
+    the serial run's in every column but the wall-clock ones (``unlearn_seconds``, ``rte``,
+    ``retrain_seconds``).
     """
     cfg = GridConfig(dataset, model, methods, seeds, forget, epochs, data_root, device,
                      {} if hparams is None else hparams)
@@ -281,12 +295,91 @@ def run_grid(
         splits = load_splits(cfg.dataset, cfg.forget, cfg.data_root, cfg.device)
     check_model_fits(cfg.model, splits)
     recipe = default_recipe(cfg.dataset).with_(epochs=cfg.epochs)
+    with executors.using(executor) as ex:
+        if ex.parallel:
+            key = setup_key(cfg.dataset, cfg.model, cfg.forget, cfg.epochs, cfg.device, cfg.data_root, store)
+            plan = UnitPlan(ex, key, splits, cfg.model, recipe, store)
+            for seed in cfg.seeds:
+                for method in cfg.methods:
+                    plan.row(method, seed, cfg.hparams.get(method))
+            plan.run("grid units", show_progress)
     rows: list[dict] = []
     for seed in progress(cfg.seeds, "seeds", enabled=show_progress):
         refs = train_reference_models(splits, cfg.model, seed, recipe, store, show_progress)
         for key in cfg.methods:
             rows.extend(run_method(key, refs, splits, cfg.hparams.get(key), store))
     return to_frame(rows)
+
+
+def reference_specs(splits: Splits, model_name: str, recipe, seed: int, base: dict | None = None
+                    ) -> list[tuple[str, dict]]:
+    """The store entries (kind, spec) of one seed's original and retrained model, as
+    :func:`~unlearnlib.training.train_reference_models` keys them (the original by the
+    training set alone, shared by every forget set). ``base``: ``model_spec`` of the seed."""
+    spec = base if base is not None else model_spec(splits, model_name, recipe, seed)
+    original = {**{k: v for k, v in spec.items() if k not in ("forget", "split")},
+                "train": splits.train_fingerprint(), "role": "original"}
+    return [("models", original), ("models", {**spec, "role": "retrain"})]
+
+
+def method_spec(key: str, splits: Splits, model_name: str, recipe, seed: int,
+                hparams: dict[str, Any] | None = None, max_sample_grads: int | None = None,
+                base: dict | None = None) -> dict:
+    """The store spec of :func:`run_method`'s row (``base``: ``model_spec`` of the seed)."""
+    hp = registry.get(key).resolve_hparams(hparams, data_scale(splits, recipe))
+    spec = base if base is not None else model_spec(splits, model_name, recipe, seed)
+    return {**spec, "method": key, "hparams": hp, "budget": max_sample_grads, "eval": EVAL_VERSION}
+
+
+class UnitPlan:
+    """The tasks of one (dataset, model, forget set, recipe): one per seed for its reference
+    models and one per (method, seed, hyperparameters) row, each done when its store entries
+    exist (:class:`~.executors.Task`). Rows need their seed's reference models."""
+
+    def __init__(self, ex: executors.Executor, key: executors.SetupKey, splits: Splits, model_name: str,
+                 recipe, store: Store) -> None:
+        self.ex, self.key, self.splits, self.model, self.recipe, self.store = ex, key, splits, model_name, recipe, store
+        self._base: dict[int, dict] = {}
+        self._refs: dict[int, executors.Task] = {}
+        self._rows: dict[tuple, executors.Task] = {}
+
+    @classmethod
+    def for_setup(cls, ex: executors.Executor, setup) -> "UnitPlan":
+        """The plan of a :class:`Setup` made by ``Setup.create``."""
+        return cls(ex, setup.task_key(), setup.splits, setup.model, setup.recipe, setup.store)
+
+    def base(self, seed: int) -> dict:
+        if seed not in self._base:
+            self._base[seed] = model_spec(self.splits, self.model, self.recipe, seed)
+        return self._base[seed]
+
+    def refs(self, seed: int) -> executors.Task:
+        """The task of ``seed``'s original and retrained model."""
+        seed = int(seed)
+        if seed not in self._refs:
+            entries = reference_specs(self.splits, self.model, self.recipe, seed, self.base(seed))
+            self._refs[seed] = self.ex.task(
+                f"reference models of seed {seed}", reference_unit, (self.key, seed), self.store,
+                done=lambda: all(self.store.has(k, s) for k, s in entries))
+        return self._refs[seed]
+
+    def row(self, method: str, seed: int, hparams: dict[str, Any] | None = None) -> executors.Task:
+        """The task of one :func:`run_method` row."""
+        seed = int(seed)
+        spec = method_spec(method, self.splits, self.model, self.recipe, seed, hparams, base=self.base(seed))
+        ident = (method, seed, canonical_json(spec["hparams"]))
+        if ident not in self._rows:
+            self._rows[ident] = self.ex.task(
+                f"{method} on seed {seed}", method_unit, (self.key, method, seed, dict(hparams or {})),
+                self.store, needs=(self.refs(seed),), done=lambda: self.store.has("results", spec))
+        return self._rows[ident]
+
+    def tasks(self) -> list[executors.Task]:
+        return [*self._refs.values(), *self._rows.values()]
+
+    def run(self, desc: str = "units", show_progress: bool = True) -> None:
+        """Compute this plan's missing units on the executor."""
+        self.ex.run(self.tasks(), self.store, desc, show_progress)
 
 
 def run_method(
@@ -300,11 +393,8 @@ def run_method(
     """Unlearn with method ``key`` on one seed's reference models; one cached row."""
     store = store or Store()
     method = registry.get(key)
-    hp = method.resolve_hparams(hparams, data_scale(splits, refs.recipe))
-    spec = {
-        **model_spec(splits, refs.model_name, refs.recipe, refs.seed),
-        "method": key, "hparams": hp, "budget": max_sample_grads, "eval": EVAL_VERSION,
-    }
+    spec = method_spec(key, splits, refs.model_name, refs.recipe, refs.seed, hparams, max_sample_grads)
+    hp = spec["hparams"]
 
     def compute() -> list[dict]:
         ref_metrics = reference_metrics(refs, splits, store)
@@ -332,6 +422,89 @@ def run_method(
         }]
 
     return store.rows("results", spec, compute)
+
+
+@dataclass
+class Setup:
+    """Splits, recipe and store of one (dataset, model, forget, epochs) with the
+    reference models of each seed loaded once (trained or read from the store)."""
+
+    splits: Splits
+    model: str
+    recipe: Any
+    store: Store
+    show_progress: bool = True
+    key: executors.SetupKey | None = None
+    _refs: dict[int, ReferenceModels] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def create(
+        cls, dataset: str = "mnist1d", model: str = "cnn1d", forget: str = "random:0.1",
+        epochs: int | None = None, device: str = "cpu", data_root: str | None = None,
+        store: Store | None = None, show_progress: bool = True,
+    ) -> "Setup":
+        GridConfig(dataset, model, ["original"], [0], forget, epochs, data_root, device)  # validates
+        store = store or Store()
+        store.check_writable()
+        with dataset_cache(store.root):
+            splits = load_splits(dataset, forget, data_root, device)
+        check_model_fits(model, splits)
+        recipe = default_recipe(dataset).with_(epochs=epochs)
+        return cls(splits, model, recipe, store, show_progress,
+                   setup_key(dataset, model, forget, epochs, device, data_root, store))
+
+    def task_key(self) -> executors.SetupKey:
+        """What re-creates this setup in a worker (:mod:`.executors`)."""
+        if self.key is None:
+            raise ValueError("This Setup was not made by Setup.create, so workers cannot re-create it; "
+                             "make it with Setup.create(...) to run its units on an executor.")
+        return self.key
+
+    def refs(self, seed: int) -> ReferenceModels:
+        if seed not in self._refs:
+            self._refs[seed] = train_reference_models(
+                self.splits, self.model, seed, self.recipe, self.store, self.show_progress)
+        return self._refs[seed]
+
+    @property
+    def scale(self) -> registry.DataScale:
+        """What sizes the methods' default epoch counts here."""
+        return data_scale(self.splits, self.recipe)
+
+    def run(self, method: str, seed: int, hparams: Mapping[str, Any] | None = None) -> dict:
+        """One cached :func:`~unlearnlib.studies.experiment.run_method` row."""
+        return run_method(method, self.refs(seed), self.splits, dict(hparams or {}), self.store)[0]
+
+
+def setup_key(dataset: str, model: str, forget: str, epochs: int | None, device: Any, data_root: str | None,
+              store: Store) -> executors.SetupKey:
+    """What re-creates a setup in a worker; the paths made absolute (a worker, or a notebook
+    kernel's worker, runs in another folder)."""
+    root = str(Path(data_root).absolute()) if data_root else data_root
+    return executors.SetupKey(dataset, model, forget, epochs, str(device), root, str(Path(store.root).absolute()))
+
+
+#: Setups of this process, by key (a worker re-creates each once).
+_SETUPS: dict[executors.SetupKey, Setup] = {}
+
+
+def worker_setup(store: Store, key: executors.SetupKey) -> Setup:
+    """The :class:`Setup` of ``key`` in this process (created once, without progress bars:
+    a worker's bars would mix with the sender's)."""
+    if key not in _SETUPS:
+        _SETUPS[key] = Setup.create(key.dataset, key.model, key.forget, key.epochs, key.device, key.data_root,
+                                    store, show_progress=False)
+    return _SETUPS[key]
+
+
+def reference_unit(store: Store, key: executors.SetupKey, seed: int) -> None:
+    """A task (:class:`UnitPlan`): train (or load) the original and the retrained model of ``seed``."""
+    worker_setup(store, key).refs(int(seed))
+
+
+def method_unit(store: Store, key: executors.SetupKey, method: str, seed: int, hparams: dict | None) -> None:
+    """A task (:class:`UnitPlan`): one :func:`run_method` row (stored; read back by the sender)."""
+    worker_setup(store, key).run(method, int(seed), hparams)
 
 
 def data_scale(splits: Splits, recipe) -> registry.DataScale:

@@ -10,6 +10,8 @@ baselines with tuned hyperparameters (Deep Unlearn's Optuna protocol,
 :mod:`unlearnlib.studies.hpo`) on every forget set and seed; every run is cached in the
 store. :func:`claims_table` turns the rows into the checks behind the claims and
 :func:`claims_markdown` into sentences; both compute, nothing is hard-coded.
+With an executor (:mod:`.executors`) every study of every tuning forget set runs on the
+workers together, then every row of every forget set, before the serial loop reads them.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from .. import methods as registry
 from ..data import ForgetSpec
 from ..store import Store
 from ..training import progress
-from .experiment import parse_seeds, to_frame
-from .hpo import Setup, TuneResult, tune
+from . import executors
+from .experiment import UnitPlan, parse_seeds, to_frame
+from .hpo import Setup, TuneResult, add_trial_counts, prepare_tuning, tune
 from .tables import summary_table
 
 #: Metrics of the nabla-tau comparison, with their display names.
@@ -71,6 +74,8 @@ def run_fraction_study(
     show_progress: bool = True,
     warm_start: bool = False,
     budget: str = "full",
+    executor: executors.Executor | str | int | None = None,
+    parallel_trials: bool = False,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], TuneResult]]:
     """Rows of ``original``, ``retrain``, the ``untuned`` methods (defaults) and the tuned
     ``baselines`` on every forget set in ``forgets`` and every seed.
@@ -81,7 +86,8 @@ def run_fraction_study(
     (NaN for class forgetting). The second value maps (tuning forget set, method) to the
     tuning result. ``warm_start`` starts every study from the package's shipped tuned
     entry of its forget set (:mod:`.tuned`); ``budget="half"`` runs the baselines with their
-    half-budget choice instead (the verdicts' budget check, :mod:`.verdicts`).
+    half-budget choice instead (the verdicts' budget check, :mod:`.verdicts`). ``executor``
+    and ``parallel_trials``: as for :func:`~.hpo.tune`; the rows equal the serial run's.
     """
     if budget not in ("full", "half"):
         raise ValueError(f"Unknown budget {budget!r}; allowed: full, half.")
@@ -103,23 +109,47 @@ def run_fraction_study(
         return setups[spec]
 
     tuned: dict[tuple[str, str], TuneResult] = {}
+    wheres = list(dict.fromkeys(forgets)) if tune_forget == "each" else [tune_forget]
 
-    def tuning(method: str, spec: str) -> TuneResult:
-        where = spec if tune_forget == "each" else tune_forget
-        if (where, method) not in tuned:
-            tuned[(where, method)] = tune(method, seeds=tune_seeds, n_trials=n_trials, setup=setup(where),
-                                          warm_start=warm_start)
-        return tuned[(where, method)]
+    with executors.using(executor) as ex:
+        ran: dict[str, dict] = {}
+        if ex.parallel:  # every study of every tuning forget set at once
+            ran = {w: prepare_tuning(ex, setup(w), baselines, tune_seeds, n_trials, warm_start=warm_start,
+                                     parallel_trials=parallel_trials, show_progress=show_progress)
+                   for w in wheres}
 
-    rows: list[dict] = []
-    for spec in progress(list(forgets), "forget sets", enabled=show_progress):
-        plan = [(m, {}, False) for m in ["original", "retrain", *untuned]]
-        plan += [(m, r.half.hparams if budget == "half" and r.half else r.hparams, r.tuned)
-                 for m in baselines for r in [tuning(m, spec)]]
-        fraction = fraction_of(spec)
-        for seed in seeds:
-            for method, hp, is_tuned in plan:
-                rows.append({**setup(spec).run(method, seed, hp), "tuned": is_tuned, "fraction": fraction})
+        def tuning(method: str, spec: str) -> TuneResult:
+            where = spec if tune_forget == "each" else tune_forget
+            if (where, method) not in tuned:
+                tuned[(where, method)] = add_trial_counts(
+                    tune(method, seeds=tune_seeds, n_trials=n_trials, setup=setup(where), warm_start=warm_start,
+                         executor=ex, parallel_trials=parallel_trials), ran.get(where, {}))
+            return tuned[(where, method)]
+
+        def plan_of(spec: str) -> list[tuple[str, dict, bool]]:
+            plan = [(m, {}, False) for m in ["original", "retrain", *untuned]]
+            return plan + [(m, r.half.hparams if budget == "half" and r.half else r.hparams, r.tuned)
+                           for m in baselines for r in [tuning(m, spec)]]
+
+        plans: dict[str, list] = {}
+        if ex.parallel:  # every row of every forget set, then the serial loop below reads them
+            tasks = []
+            for spec in forgets:
+                plans[spec] = plan_of(spec)
+                units = UnitPlan.for_setup(ex, setup(spec))
+                for seed in seeds:
+                    for method, hp, _ in plans[spec]:
+                        units.row(method, seed, hp)
+                tasks += units.tasks()
+            ex.run(tasks, store, "rows", show_progress)
+
+        rows: list[dict] = []
+        for spec in progress(list(forgets), "forget sets", enabled=show_progress):
+            plan = plans[spec] if spec in plans else plan_of(spec)
+            fraction = fraction_of(spec)
+            for seed in seeds:
+                for method, hp, is_tuned in plan:
+                    rows.append({**setup(spec).run(method, seed, hp), "tuned": is_tuned, "fraction": fraction})
     return to_frame(rows), tuned
 
 

@@ -22,6 +22,22 @@ method's defaults (clipped into the search space), so a tuned method is never
 worse than its defaults on the tuning seed, which matters for small budgets
 (``enqueue_defaults=False`` gives the paper's protocol exactly).
 
+Workers (``executor=``, :mod:`.executors`). Every unit of a search runs on the executor's
+workers: the reference models of each seed, the studies, the rows the selection over the
+tuning seeds scores (:func:`candidates` x tuning seeds) and the reruns on the evaluation
+seeds; the serial code then reads them back from the store and the shared study storage,
+so a search on workers returns what the serial search returns. By default each study runs
+on one worker at a time, studies of different seeds and methods side by side: that is
+exactly the serial search (a trial's parameters depend only on the seed, its index and the
+complete trials before it). ``parallel_trials=True`` also runs one study's trials on
+several workers at once through its shared storage (a journal file with a lock by
+default, any RDB URL via ``storage=`` or ``$UNLEARNLIB_OPTUNA_STORAGE``), with exact trial
+counts (:mod:`.trials`); the price is NSGA-III's reproducibility: generation 0 (the first
+``population_size`` trials, random sampling by index) is exact, but from generation 1 on a
+trial may be asked before all parents of its generation completed, so which parents
+NSGA-III breeds from, and so the later trials and possibly the best one, depend on timing.
+The serial executor and ``parallel_trials=False`` are deterministic throughout.
+
 >>> from unlearnlib import hpo
 >>> best = hpo.tune("ft", n_trials=20, seeds=(0, 1, 2))          # doctest: +SKIP
 >>> best.hparams                                                  # doctest: +SKIP
@@ -34,7 +50,7 @@ import contextlib
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -44,21 +60,19 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from .. import methods as registry
-from ..data import ForgetSpec, Splits, load_splits
-from ..datasets.embedded import dataset_cache
+from ..data import ForgetSpec
 from ..evaluation import indiscernibility, indiscernibility_to
 from ..methods import Param
 from ..store import Store, canonical_json, content_key
-from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
-from . import trials, tuned
+from ..training import model_spec, progress
+from . import executors, trials, tuned
 from .experiment import (
-    GridConfig,
-    check_model_fits,
-    data_scale,
+    Setup,
+    UnitPlan,
     parse_seeds,
     reference_metrics,
-    run_method,
     to_frame,
+    worker_setup,
 )
 
 #: Bump when the objective or the trial protocol changes (new study names).
@@ -260,49 +274,6 @@ def optimize(
 # --------------------------------------------------------------------------- setup shared by tune, widgets
 
 
-@dataclass
-class Setup:
-    """Splits, recipe and store of one (dataset, model, forget, epochs) with the
-    reference models of each seed loaded once (trained or read from the store)."""
-
-    splits: Splits
-    model: str
-    recipe: Any
-    store: Store
-    show_progress: bool = True
-    _refs: dict[int, ReferenceModels] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def create(
-        cls, dataset: str = "mnist1d", model: str = "cnn1d", forget: str = "random:0.1",
-        epochs: int | None = None, device: str = "cpu", data_root: str | None = None,
-        store: Store | None = None, show_progress: bool = True,
-    ) -> "Setup":
-        GridConfig(dataset, model, ["original"], [0], forget, epochs, data_root, device)  # validates
-        store = store or Store()
-        store.check_writable()
-        with dataset_cache(store.root):
-            splits = load_splits(dataset, forget, data_root, device)
-        check_model_fits(model, splits)
-        recipe = default_recipe(dataset).with_(epochs=epochs)
-        return cls(splits, model, recipe, store, show_progress)
-
-    def refs(self, seed: int) -> ReferenceModels:
-        if seed not in self._refs:
-            self._refs[seed] = train_reference_models(
-                self.splits, self.model, seed, self.recipe, self.store, self.show_progress)
-        return self._refs[seed]
-
-    @property
-    def scale(self) -> registry.DataScale:
-        """What sizes the methods' default epoch counts here."""
-        return data_scale(self.splits, self.recipe)
-
-    def run(self, method: str, seed: int, hparams: Mapping[str, Any] | None = None) -> dict:
-        """One cached :func:`~unlearnlib.studies.experiment.run_method` row."""
-        return run_method(method, self.refs(seed), self.splits, dict(hparams or {}), self.store)[0]
-
-
 # --------------------------------------------------------------------------- tuning
 
 #: How many of each seed's best trials compete in the selection over the tuning seeds.
@@ -472,15 +443,7 @@ def select(studies: Sequence[SeedResult], n_trials: int, norm_of: Callable[[dict
     trial). With one tuning seed and ``top=1`` this is Deep Unlearn's rule.
     ``resolve`` turns a trial's parameters into the full hyperparameters.
     """
-    cands: dict[str, tuple[dict, str, int, int]] = {}
-    for s in studies:
-        pool = sorted((t for t in s.trials if in_budget(t, n_trials, budget)),
-                      key=lambda t: (objective_norm(t.values), t.number))
-        if not pool and budget == "half" and s.trials:  # a one-trial search: its half is that trial
-            pool = [min(s.trials, key=lambda t: int(t.user_attrs.get(trials.INDEX, t.number)))]
-        for t in pool[:top]:
-            hp = resolve(t.params)
-            cands.setdefault(canonical_json(hp), (hp, t.user_attrs.get(trials.SOURCE) or "search", s.seed, t.number))
+    cands = candidates(studies, n_trials, resolve, budget, top)
     if not cands:
         raise RuntimeError(f"No complete trial at the {budget} budget.")
     seeds = [s.seed for s in studies]
@@ -494,6 +457,22 @@ def select(studies: Sequence[SeedResult], n_trials: int, norm_of: Callable[[dict
     hp, source, seed, _ = cands[win["candidate"]]
     return Selection(hp, float(win["objective"]), {t: float(win[f"seed {t}"]) for t in seeds}, source, int(seed),
                      table.reset_index(drop=True))
+
+
+def candidates(studies: Sequence[SeedResult], n_trials: int, resolve: Callable[[dict], dict] = dict,
+               budget: str = "full", top: int = TOP_PER_SEED) -> dict[str, tuple[dict, str, int, int]]:
+    """The candidates of :func:`select`: each study's ``top`` best trials at ``budget``, by
+    their resolved hyperparameters' JSON -> (hyperparameters, source, study seed, trial)."""
+    cands: dict[str, tuple[dict, str, int, int]] = {}
+    for s in studies:
+        pool = sorted((t for t in s.trials if in_budget(t, n_trials, budget)),
+                      key=lambda t: (objective_norm(t.values), t.number))
+        if not pool and budget == "half" and s.trials:  # a one-trial search: its half is that trial
+            pool = [min(s.trials, key=lambda t: int(t.user_attrs.get(trials.INDEX, t.number)))]
+        for t in pool[:top]:
+            hp = resolve(t.params)
+            cands.setdefault(canonical_json(hp), (hp, t.user_attrs.get(trials.SOURCE) or "search", s.seed, t.number))
+    return cands
 
 
 def setup_norm(setup: Setup, method: str) -> Callable[[dict, int], float]:
@@ -523,6 +502,8 @@ def tune(
     warm_start: bool | Mapping[str, Any] = False,
     population_size: int | None = None,
     storage: str | None = None,
+    executor: executors.Executor | str | int | None = None,
+    parallel_trials: bool = False,
 ) -> TuneResult:
     """Tune ``method`` on each of ``seeds`` and choose over all of them (:func:`select`).
 
@@ -531,6 +512,10 @@ def tune(
     the package has one (:mod:`.tuned`); a mapping is used as that entry. Reference methods
     (``original``, ``retrain``) and methods with an empty search space are not tuned:
     their defaults come back with ``tuned=False``.
+
+    ``executor`` (:func:`.executors.resolve`) runs the studies and the selection's rows on
+    workers; ``parallel_trials`` lets one study's trials run on several workers at once
+    (reproducible only in NSGA-III's generation 0: see the module docstring).
     """
     m = registry.get(method)
     seeds = parse_seeds(seeds)
@@ -539,16 +524,120 @@ def tune(
     setup = setup or Setup.create(dataset, model, forget, epochs, device, data_root, store, show_progress)
     if m.reference or not m.search_space:
         return TuneResult(method, m.resolve_hparams({}, setup.scale), tuned=False)
-    warm = warm_start if isinstance(warm_start, Mapping) else (
-        shipped_entry(setup, method) if warm_start else None)
+    warm = warm_entry(setup, method, warm_start)
     start = time.perf_counter()
-    per_seed = [tune_seed(setup, method, s, n_trials, verbose, enqueue_defaults, warm, population_size, storage)
-                for s in seeds]
-    norm_of, resolve = setup_norm(setup, method), lambda p: m.resolve_hparams(p, setup.scale)
+    with executors.using(executor) as ex:
+        ran: dict[tuple[str, int], int] = {}
+        if ex.parallel:
+            plan = UnitPlan.for_setup(ex, setup)
+            tasks = study_tasks(plan, setup, method, seeds, n_trials, enqueue_defaults, warm, population_size,
+                                storage, parallel_trials)
+            ran = study_counts(tasks, ex.run(tasks, setup.store, f"tune {method}", setup.show_progress))
+        per_seed = [tune_seed(setup, method, s, n_trials, verbose, enqueue_defaults, warm, population_size, storage)
+                    for s in seeds]
+        per_seed = [replace(r, new_trials=r.new_trials + ran.get((method, r.seed), 0)) for r in per_seed]
+        norm_of, resolve = setup_norm(setup, method), lambda p: m.resolve_hparams(p, setup.scale)
+        if ex.parallel:  # the rows the selection scores: each candidate on every tuning seed
+            for budget in ("full", "half"):
+                for hp, *_ in candidates(per_seed, n_trials, resolve, budget).values():
+                    for s in seeds:
+                        plan.row(method, s, hp)
+            plan.run(f"select {method}", setup.show_progress)
     full = select(per_seed, n_trials, norm_of, resolve, "full")
     half = select(per_seed, n_trials, norm_of, resolve, "half")
     return TuneResult(method, full.hparams, full.from_seed, per_seed, True, time.perf_counter() - start,
                       full, half, int(n_trials))
+
+
+def warm_entry(setup: Setup, method: str, warm_start: bool | Mapping[str, Any]) -> dict | None:
+    """The entry a study starts from: ``warm_start`` itself when a mapping, the shipped one
+    when True (:func:`shipped_entry`), else None."""
+    if isinstance(warm_start, Mapping):
+        return dict(warm_start)
+    return shipped_entry(setup, method) if warm_start else None
+
+
+def study_tasks(
+    plan: UnitPlan, setup: Setup, method: str, seeds: Sequence[int], n_trials: int,
+    enqueue_defaults: bool = True, warm: Mapping[str, Any] | None = None, population_size: int | None = None,
+    storage: str | None = None, parallel_trials: bool = False,
+) -> list[executors.Task]:
+    """The tasks of ``method``'s studies on ``seeds`` (each needs its seed's reference models):
+    one per study, or one per worker of the executor with ``parallel_trials``. A study with
+    ``n_trials`` complete trials is done."""
+    m = registry.get(method)
+    if m.reference or not m.search_space:
+        return []
+    copies = plan.ex.size if parallel_trials else 1
+    out = []
+    for seed in seeds:
+        seed = int(seed)
+        spec = study_spec(setup, m, seed, enqueue_defaults)
+        if warm:
+            spec["warm"] = {"hparams": warm["hparams"], "half_hparams": warm.get("half_hparams")}
+        done = _study_done(setup.store, spec, storage, n_trials)
+        args = (plan.key, method, seed, int(n_trials), enqueue_defaults, dict(warm) if warm else None,
+                population_size, storage)
+        for c in range(copies):
+            label = f"study {method} seed {seed}" + (f" (tuner {c + 1}/{copies})" if copies > 1 else "")
+            out.append(plan.ex.task(label, study_unit, args, setup.store, needs=(plan.refs(seed),),
+                                    done=done, verify=False))
+    return out
+
+
+def _study_done(store: Store, spec: Mapping[str, Any], storage: str | None, n_trials: int) -> Callable[[], bool]:
+    """Whether the study of ``spec`` has ``n_trials`` complete trials (asked once)."""
+    answer: list[bool] = []
+
+    def done() -> bool:
+        if not answer:
+            with quiet_optuna():
+                study = open_study(store, spec, storage)
+                answer.append(sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+                              >= int(n_trials))
+        return answer[0]
+
+    return done
+
+
+
+def study_unit(store: Store, key: executors.SetupKey, method: str, seed: int, n_trials: int,
+               enqueue_defaults: bool, warm: dict | None, population_size: int | None, storage: str | None) -> int:
+    """A task (:func:`study_tasks`): run trials of one study until it has ``n_trials``
+    complete ones (with other tuners of the same study, :mod:`.trials`); return how many
+    trials ran here."""
+    return tune_seed(worker_setup(store, key), method, int(seed), int(n_trials), False, enqueue_defaults,
+                     warm, population_size, storage).new_trials
+
+def study_counts(tasks: Sequence[executors.Task], values: Mapping[executors.Task, Any]) -> dict[tuple[str, int], int]:
+    """Trials run per (method, seed) by the study tasks that ran."""
+    out: dict[tuple[str, int], int] = {}
+    for t in tasks:
+        if t in values and t.fn is study_unit:
+            method, seed = t.args[1], t.args[2]
+            out[(method, seed)] = out.get((method, seed), 0) + int(values[t] or 0)
+    return out
+
+
+def prepare_tuning(
+    ex: executors.Executor, setup: Setup, methods: Sequence[str], tune_seeds: Sequence[int] | str | int,
+    n_trials: int, seeds: Sequence[int] | str | int = (), enqueue_defaults: bool = True,
+    warm_start: bool | Mapping[str, Any] = False, parallel_trials: bool = False, show_progress: bool = True,
+) -> dict[tuple[str, int], int]:
+    """Run every study of ``methods`` on ``tune_seeds`` (and the reference models of ``seeds``)
+    on ``ex`` at once, so studies of different methods and seeds share the workers; the
+    per-method calls that follow find them complete. Returns the trials run per (method,
+    seed). Nothing to do on the serial executor."""
+    if not ex.parallel:
+        return {}
+    plan = UnitPlan.for_setup(ex, setup)
+    tasks = []
+    for key in methods:
+        tasks += study_tasks(plan, setup, key, parse_seeds(tune_seeds), n_trials, enqueue_defaults,
+                             warm_entry(setup, key, warm_start), parallel_trials=parallel_trials)
+    for s in (parse_seeds(seeds) if seeds not in ((), None, "") else []):
+        tasks.append(plan.refs(s))
+    return study_counts(tasks, ex.run(tasks, setup.store, "tuning", show_progress))
 
 
 def tune_and_rerun(
@@ -568,15 +657,26 @@ def tune_and_rerun(
     enqueue_defaults: bool = True,
     setup: Setup | None = None,
     warm_start: bool | Mapping[str, Any] = False,
+    executor: executors.Executor | str | int | None = None,
+    parallel_trials: bool = False,
 ) -> tuple[TuneResult, pd.DataFrame]:
     """:func:`tune` on ``tune_seeds``, then rerun the chosen hyperparameters on every one of
     ``seeds`` (cached rows, Deep Unlearn's seeds 0..9). Rows gain ``tuned``, ``n_trials``,
     ``hparams_source`` and ``tuning_seed`` (whether the seed was one of the tuning seeds).
-    The half-budget choice is rerun too, into ``result.rows_half``."""
+    The half-budget choice is rerun too, into ``result.rows_half``. ``executor`` and
+    ``parallel_trials``: as for :func:`tune`; the reruns are units too."""
     seeds = parse_seeds(seeds)
     setup = setup or Setup.create(dataset, model, forget, epochs, device, data_root, store, show_progress)
-    result = tune(method, seeds=tune_seeds, n_trials=n_trials, verbose=verbose,
-                  enqueue_defaults=enqueue_defaults, setup=setup, warm_start=warm_start)
+    with executors.using(executor) as ex:
+        result = tune(method, seeds=tune_seeds, n_trials=n_trials, verbose=verbose,
+                      enqueue_defaults=enqueue_defaults, setup=setup, warm_start=warm_start, executor=ex,
+                      parallel_trials=parallel_trials)
+        if ex.parallel:
+            plan = UnitPlan.for_setup(ex, setup)
+            for hp in [result.hparams] + ([result.half.hparams] if result.half else []):
+                for s in seeds:
+                    plan.row(method, s, hp)
+            plan.run(f"rerun {method}", setup.show_progress)
     tuning = set(parse_seeds(tune_seeds))
 
     def rerun(hp: dict, source: str) -> pd.DataFrame:
@@ -605,23 +705,37 @@ def tune_grid(
     show_progress: bool = True,
     enqueue_defaults: bool = True,
     warm_start: bool = False,
+    executor: executors.Executor | str | int | None = None,
+    parallel_trials: bool = False,
 ) -> tuple[dict[str, TuneResult], pd.DataFrame]:
     """:func:`tune_and_rerun` for several methods on shared reference models.
 
     The ``original`` and ``retrain`` rows of every seed are always included (the
     comparisons need them). Returns the per-method results and all full-budget rows
-    (each result's ``rows_half`` holds its half-budget rows).
+    (each result's ``rows_half`` holds its half-budget rows). With ``executor``, every
+    method's studies run on the workers together first (:func:`prepare_tuning`).
     """
     keys = registry.parse_methods(methods)
     keys = ["original", "retrain"] + [k for k in keys if k not in ("original", "retrain")]
     setup = Setup.create(dataset, model, forget, epochs, device, data_root, store, show_progress)
     results, frames = {}, []
-    for key in progress(keys, "methods", enabled=show_progress):
-        results[key], rows = tune_and_rerun(key, tune_seeds=tune_seeds, seeds=seeds, n_trials=n_trials,
-                                            verbose=verbose, enqueue_defaults=enqueue_defaults, setup=setup,
-                                            warm_start=warm_start)
-        frames.append(rows)
+    with executors.using(executor) as ex:
+        ran = prepare_tuning(ex, setup, keys, tune_seeds, n_trials, seeds, enqueue_defaults, warm_start,
+                             parallel_trials, show_progress)
+        for key in progress(keys, "methods", enabled=show_progress):
+            results[key], rows = tune_and_rerun(key, tune_seeds=tune_seeds, seeds=seeds, n_trials=n_trials,
+                                                verbose=verbose, enqueue_defaults=enqueue_defaults, setup=setup,
+                                                warm_start=warm_start, executor=ex, parallel_trials=parallel_trials)
+            add_trial_counts(results[key], ran)
+            frames.append(rows)
     return results, to_frame(pd.concat(frames, ignore_index=True).to_dict("records"))
+
+
+def add_trial_counts(result: TuneResult, ran: Mapping[tuple[str, int], int]) -> TuneResult:
+    """Add the trials that :func:`prepare_tuning` ran to ``result``'s per-seed ``new_trials``."""
+    result.seeds = [replace(s, new_trials=s.new_trials + ran.get((result.method, s.seed), 0))
+                    for s in result.seeds]
+    return result
 
 
 def space_fingerprint(setup: Setup, method: str) -> str:
@@ -794,5 +908,6 @@ __all__ = [
     "clip_to_space", "open_study", "optimize", "Setup", "SeedResult", "TuneResult", "tune",
     "tune_seed", "tune_and_rerun", "tune_grid", "trials_frame", "add_objectives", "ranking",
     "headline", "quiet_optuna", "make_sampler", "select", "Selection", "in_budget", "space_fingerprint",
-    "shipped_entry", "make_entry", "half_budget_rows", "enqueued_trials",
+    "shipped_entry", "make_entry", "half_budget_rows", "enqueued_trials", "candidates", "warm_entry",
+    "study_tasks", "prepare_tuning", "add_trial_counts", "study_counts",
 ]

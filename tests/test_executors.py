@@ -1,0 +1,336 @@
+"""Executors (issue 18): units of work on real Dask workers give the serial rows.
+
+Everything here runs real ``dask.distributed`` clusters on 127.0.0.1 (a LocalCluster of two
+worker processes, and a ``dask scheduler`` with ``dask worker`` started as processes), on
+digits / small_cnn with 2 training epochs. Rows are compared with the serial run in every
+column but the wall-clock ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("distributed")
+
+from unlearnlib.cli import main
+from unlearnlib.store import Store
+from unlearnlib.studies import executors, hpo, trials
+from unlearnlib.studies.experiment import method_spec, reference_specs, reference_unit, run_grid
+from unlearnlib.training import default_recipe
+
+GRID = dict(dataset="digits", model="small_cnn", methods="original,retrain,ft", seeds="0,1", epochs=2,
+            show_progress=False)
+#: Columns that measure wall time (everything else is a function of the inputs).
+WALL = ["unlearn_seconds", "rte", "retrain_seconds"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a.drop(columns=WALL).reset_index(drop=True),
+                                  b.drop(columns=WALL).reset_index(drop=True), check_exact=True)
+
+
+def _entries(root: Path) -> dict[Path, tuple[int, int]]:
+    """Every store entry with its inode and mtime: a rewritten entry changes both."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for kind in ("models", "results", "reference")
+            for p in (root / kind).glob("*.*") if p.suffix in (".pt", ".json")}
+
+
+def _spec(path: Path) -> dict:
+    if path.suffix == ".json":
+        return json.loads(path.read_text())["spec"]
+    return json.loads(torch.load(path, weights_only=True)["meta"])["spec"]
+
+
+def _find(root: Path, kind: str, **match) -> Path:
+    hits = [p for p in (root / kind).glob("*.*") if p.suffix in (".pt", ".json")
+            and all(_spec(p).get(k) == v for k, v in match.items())]
+    assert len(hits) == 1, (kind, match, hits)
+    return hits[0]
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """The grid run serially (the reference rows) and its store."""
+    root = tmp_path_factory.mktemp("serial")
+    return run_grid(store=Store(root), **GRID), root
+
+
+@pytest.fixture(scope="module")
+def ex():
+    """One LocalCluster of two worker processes for the module."""
+    with executors.DaskExecutor(n_workers=2) as e:
+        e.client().wait_for_workers(2)
+        yield e
+
+
+@pytest.fixture(scope="module")
+def parallel(ex, serial, tmp_path_factory):
+    """The grid on the two local workers, in a fresh store."""
+    root = tmp_path_factory.mktemp("parallel")
+    store = Store(root)
+    return run_grid(store=store, executor=ex, **GRID), root, store
+
+
+def test_grid_on_two_local_workers_gives_the_serial_rows(serial, parallel, ex):
+    df, root, store = parallel
+    _same_rows(serial[0], df)
+    # every unit was computed on the workers (their misses came back), none twice
+    assert store.misses == len(_entries(root)) and store.misses > 0
+    again = Store(root)
+    _same_rows(serial[0], run_grid(store=again, executor=ex, **GRID))
+    assert again.misses == 0 and again.hits > 0  # a warm run computes nothing
+
+
+def test_reference_specs_name_the_entries_train_reference_models_writes(serial):
+    _, root = serial
+    store = Store(root)
+    setup = hpo.Setup.create("digits", "small_cnn", epochs=2, store=store, show_progress=False)
+    recipe = default_recipe("digits").with_(epochs=2)
+    for seed in (0, 1):
+        assert all(store.has(k, s) for k, s in reference_specs(setup.splits, "small_cnn", recipe, seed))
+        assert store.has("results", method_spec("ft", setup.splits, "small_cnn", recipe, seed))
+    assert not any(store.has(k, s) for k, s in reference_specs(setup.splits, "small_cnn", recipe, 7))
+
+
+def test_tasks_run_with_the_senders_thread_count(ex, tmp_path):
+    """The thread count is part of every store key: a worker must use the sender's."""
+    old = torch.get_num_threads()
+    try:
+        for n in (2, 1):
+            torch.set_num_threads(n)
+            task = ex.task("threads", executors.threads_task, (), tmp_path)
+            assert ex.run([task], show_progress=False) == {task: n}
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_cli_run_on_a_scheduler_and_worker_started_as_processes(serial, parallel, tmp_path):
+    """`dask scheduler` and `dask worker` as separate processes on 127.0.0.1, the grid sent
+    with --scheduler: the serial rows. (The store keeps the reference models; every row is
+    computed on that worker.)"""
+    store = tmp_path / "s"
+    shutil.copytree(parallel[1], store)
+    shutil.rmtree(store / "results")
+    shutil.rmtree(store / "reference")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen([*dask, "worker", address, "--host", "127.0.0.1", "--nworkers", "1",
+                                       "--nthreads", "1", "--no-dashboard"],
+                                      env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout=120) as c:
+            c.wait_for_workers(1, timeout=300)
+        out = tmp_path / "rows.parquet"
+        rc = main(["run", "--dataset", "digits", "--model", "small_cnn", "--methods", "original,retrain,ft",
+                   "--seeds", "0,1", "--epochs", "2", "--quiet", "--store", str(store),
+                   "--out", str(out), "--scheduler", address])
+        assert rc == 0
+        _same_rows(serial[0], pd.read_parquet(out))
+        with Client(address, timeout=120) as c:  # the worker process computed every row
+            misses = c.run(lambda: {r: st.misses for r, st in executors._STORES.items()})
+        assert list(misses.values()) == [{str(store.absolute()): 6 + 2}]  # 6 rows, 2 reference metrics
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=60)
+
+
+def test_cli_refuses_workers_and_scheduler_together(tmp_path, capsys):
+    rc = main(["run", "--quiet", "--store", str(tmp_path), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not both" in err and err.count("\n") == 1
+    assert main(["run", "--quiet", "--store", str(tmp_path), "--workers", "0"]) == 2
+    assert "--workers must be a positive integer" in capsys.readouterr().err
+    assert main(["run", "--quiet", "--store", str(tmp_path), "--scheduler", "nowhere"]) == 2
+    assert "must look like tcp://HOST:PORT" in capsys.readouterr().err
+
+
+def test_a_worker_killed_mid_task_loses_nothing_and_recomputes_nothing_stored(ex, serial, tmp_path):
+    """SIGKILL a worker while it trains: the run completes with the serial rows, every entry
+    stored before the kill is still the same file (not recomputed), nothing is left missing."""
+    root = tmp_path / "s"
+    store = Store(root)
+    out: dict = {}
+
+    def grid() -> None:
+        try:
+            out["df"] = run_grid(store=store, executor=ex, **GRID)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            out["error"] = e
+
+    thread = threading.Thread(target=grid)
+    thread.start()
+    client, victim, before = ex.client(), None, {}
+    deadline = time.monotonic() + 600
+    while victim is None and thread.is_alive() and time.monotonic() < deadline:
+        busy = {w: keys for w, keys in client.processing().items()
+                if any(str(k).startswith("reference-models") for k in keys)}
+        if busy and list((root / "models").glob("*.pt")):
+            before = _entries(root)
+            victim = next(iter(busy))
+            os.kill(ex.worker_pids()[victim], signal.SIGKILL)
+        time.sleep(0.02)
+    thread.join(timeout=900)
+    assert victim is not None, "no worker was caught training"
+    assert "error" not in out, out.get("error")
+    _same_rows(serial[0], out["df"])
+    after = _entries(root)
+    assert before and all(after.get(p) == v for p, v in before.items())  # nothing stored was redone
+    assert {p.name for p in after} == {p.name for p in _entries(serial[1])}  # nothing lost
+
+
+def test_a_failed_unit_is_named_and_the_others_finish(ex, serial, parallel, tmp_path):
+    """Seed 0's original copied over seed 1's: the seed-1 unit that meets it fails, naming
+    the entry; seed 0's missing row is computed meanwhile; the next run completes."""
+    root = tmp_path / "s"
+    shutil.copytree(parallel[1], root)
+    s0, s1 = (_find(root, "models", role="original", seed=s) for s in (0, 1))
+    shutil.copy(s0, s1)
+    for seed in (0, 1):
+        _find(root, "results", method="ft", seed=seed).unlink()
+    with pytest.raises(executors.UnitsFailed) as info:
+        run_grid(store=Store(root), executor=ex, **GRID)
+    failures = info.value.failures
+    assert failures and all("seed 1" in label and "holds the entry of key" in why for label, why in failures)
+    assert "seed 1" in str(info.value) and s1.stem in str(info.value)
+    _find(root, "results", method="ft", seed=0)  # the other unit finished and is stored
+    _same_rows(serial[0], run_grid(store=Store(root), executor=ex, **GRID))
+
+
+def test_a_workers_warning_reaches_the_caller(ex, serial, parallel, tmp_path):
+    """A corrupt model met on a worker: its warning is raised here, the corrupt entry counted."""
+    root = tmp_path / "s"
+    shutil.copytree(parallel[1], root)
+    model = _find(root, "models", role="retrain", seed=0)
+    model.write_bytes(model.read_bytes()[:-64])
+    _find(root, "results", method="ft", seed=0).unlink()
+    store = Store(root)
+    with pytest.warns(RuntimeWarning, match=f"{model.name}.* is corrupt"):
+        df = run_grid(store=store, executor=ex, **GRID)
+    _same_rows(serial[0], df)
+    assert [p.name for p in store.corrupt] == [model.name + ".corrupt"]
+
+
+def test_tuning_on_workers_is_the_serial_search(ex, serial, parallel, tmp_path):
+    """One worker per study (the default): the same trials, the same choice as serially."""
+    kw = dict(dataset="digits", model="small_cnn", epochs=2, seeds="0,1", n_trials=3, show_progress=False)
+    roots = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(serial[1], roots[0])
+    shutil.copytree(parallel[1], roots[1])
+    a = hpo.tune("ga", store=Store(roots[0]), **kw)
+    b = hpo.tune("ga", store=Store(roots[1]), executor=ex, **kw)
+    assert a.hparams == b.hparams and a.selection.objective == b.selection.objective
+    for sa, sb in zip(a.seeds, b.seeds, strict=True):
+        assert [t.params for t in sa.trials] == [t.params for t in sb.trials]
+        assert sa.values == sb.values and sa.new_trials == sb.new_trials == 3
+    pd.testing.assert_frame_equal(a.selection.candidates, b.selection.candidates, check_exact=True)
+
+
+def test_one_study_tuned_by_two_workers_has_exactly_its_trials(ex, parallel, tmp_path):
+    """parallel_trials: two tuners share one study; it ends with exactly n_trials complete
+    trials, no sampler index twice, and every complete trial's row in the store."""
+    root = tmp_path / "s"
+    shutil.copytree(parallel[1], root)
+    store = Store(root)
+    n = 8
+    ex.client().run(lambda: __import__("unlearnlib.studies.hpo"))  # both workers ready
+    result = hpo.tune("ga", dataset="digits", model="small_cnn", epochs=2, seeds=0, n_trials=n, store=store,
+                      show_progress=False, executor=ex, parallel_trials=True)
+    setup = hpo.Setup.create("digits", "small_cnn", epochs=2, store=Store(root), show_progress=False)
+    study = hpo.open_study(setup.store, hpo.study_spec(setup, hpo.registry.get("ga"), 0, True))
+    done = [t for t in study.trials if t.state == trials.TrialState.COMPLETE]
+    assert len(done) == n and result.seeds[0].n_trials == n
+    indices = [t.user_attrs[trials.INDEX] for t in study.trials]
+    assert len(indices) == len(set(indices))  # no trial asked twice
+    assert len({t.user_attrs[trials.WORKER]["pid"] for t in study.trials}) == 2  # both tuners took trials
+    for t in done:  # nothing lost: every complete trial's row is stored
+        hp = hpo.registry.get("ga").resolve_hparams(t.params, setup.scale)
+        assert store.has("results", method_spec("ga", setup.splits, "small_cnn", setup.recipe, 0, hp))
+    assert result.seeds[0].new_trials == len(study.trials)  # the workers' trials are counted
+
+
+def test_shadow_groups_on_workers_give_the_serial_outputs(ex, tmp_path):
+    from unlearnlib.data import load_splits
+    from unlearnlib.evaluation.lira import ShadowConfig, ShadowRunner
+
+    splits = load_splits("digits", "random:0.1")
+    config = ShadowConfig(k=4, partitions=1, population=0.5, targets=0.5, epochs=1)
+    wanted = {"ft": {"epochs": 1}, "retrained-reference": None, "original": None}
+    a = ShadowRunner(splits, "small_cnn", config, Store(tmp_path / "a"), show_progress=False).outputs_many(wanted)
+    store = Store(tmp_path / "b")
+    b = ShadowRunner(splits, "small_cnn", config, store, show_progress=False).outputs_many(wanted, ex)
+    assert list(a) == list(b) == list(wanted)
+    for m in wanted:
+        for field in ("phi", "loss", "test_loss", "retain_acc", "forget_acc", "test_acc"):
+            assert (getattr(a[m], field) == getattr(b[m], field)).all(), (m, field)
+    assert store.misses > 0 and Store(tmp_path / "b").has("shadow_models", {
+        **ShadowRunner(splits, "small_cnn", config, store).spec, "role": "original"})
+
+
+def test_two_workers_asked_for_one_unit_compute_it_once(ex, tmp_path):
+    """The same unit sent twice at once to the two workers of one store: each of its two
+    models is computed once (the store's per-key lock); the other task reads them."""
+    store = Store(tmp_path / "s")
+    key = hpo.Setup.create("digits", "small_cnn", epochs=2, store=store, show_progress=False).task_key()
+    tasks = [ex.task(f"reference models of seed 3 (copy {i})", reference_unit, (key, 3), store)
+             for i in (1, 2)]
+    assert len(ex.run(tasks, store, show_progress=False)) == 2
+    assert len(list((tmp_path / "s" / "models").glob("*.pt"))) == 2  # original and retrained, no more
+    assert (store.misses, store.hits) == (2, 2)  # computed once each, read once each
+
+
+def test_run_tune_and_book_take_the_executor_options(monkeypatch):
+    """--workers N / --scheduler ADDRESS on every command that computes units; 1 worker is
+    the serial path, N a local cluster of N processes, an address an existing scheduler."""
+    from unlearnlib.cli import build_parser
+
+    parser = build_parser()
+    for cmd in (["run"], ["tune", "--method", "ga"], ["book"]):
+        args = parser.parse_args([*cmd, "--workers", "3"])
+        assert (args.workers, args.scheduler) == ("3", None)
+        args = parser.parse_args([*cmd, "--scheduler", "tcp://127.0.0.1:8786"])
+        assert (args.workers, args.scheduler) == (None, "tcp://127.0.0.1:8786")
+    monkeypatch.delenv(executors.SCHEDULER_ENV, raising=False)
+    assert type(executors.from_options("1")) is executors.SerialExecutor
+    local = executors.from_options("3")
+    assert (local.name, local.n_workers, local._client) == ("local", 3, None)  # nothing started yet
+    remote = executors.from_options(None, "tcp://127.0.0.1:8786")
+    assert (remote.name, remote.address) == ("address", "tcp://127.0.0.1:8786")
+    monkeypatch.setenv(executors.WORKERS_ENV, "1")
+    assert type(executors.from_options()) is executors.SerialExecutor
+    monkeypatch.setenv(executors.SCHEDULER_ENV, "tcp://127.0.0.1:8786")
+    assert executors.from_options().address == "tcp://127.0.0.1:8786"  # the environment's scheduler
+    assert type(executors.from_options("1")) is executors.SerialExecutor  # --workers overrides it
+
+
+def test_setup_keys_carry_absolute_paths(tmp_path, monkeypatch):
+    """A worker (or a notebook kernel's) runs in another folder: a relative store or data
+    folder must reach it as the sender's absolute path."""
+    from unlearnlib.studies.experiment import setup_key
+
+    monkeypatch.chdir(tmp_path)
+    key = setup_key("digits", "small_cnn", "random:0.1", 2, "cpu", "data", Store("s"))
+    assert (key.data_root, key.store_root) == (str(tmp_path / "data"), str(tmp_path / "s"))
+    assert setup_key("digits", "small_cnn", "random:0.1", 2, "cpu", None, Store("s")).data_root is None

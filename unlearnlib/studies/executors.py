@@ -1,0 +1,507 @@
+"""Where the units of work run: in this process, on a local Dask cluster, or on any Dask scheduler.
+
+Work is already cut into units that the :class:`~unlearnlib.store.Store` caches under a
+content key: the reference models of one seed, one method on one seed (a result row), one
+Optuna study's trials, one group of U-LiRA shadow models. An executor computes the units
+that are not stored yet, as tasks; the code that asked for them then reads every result
+back from the store along the serial code path, in its order. So rows are the same
+whichever executor computed them (given the thread rule below), and a killed run resumes
+where it stopped on any executor: a unit whose store entries exist is skipped, and a task
+lost with a killed worker is run again elsewhere (its half-done work was never written,
+:func:`~unlearnlib.store.atomic_write_bytes`).
+
+Executors (:func:`resolve`):
+
+- ``serial`` (:class:`SerialExecutor`): computes nothing ahead; every unit is computed
+  where the serial code needs it, in order. Exactly the code path without an executor:
+  the deterministic path, for tests and debugging, and the Python API's default.
+- ``local`` (:class:`DaskExecutor` without an address): a ``dask.distributed``
+  ``LocalCluster`` of N worker processes, started when the first unit is missing (a run
+  whose units are all stored starts nothing and imports no Dask) and closed with the
+  executor. The default of the command line (``--workers N``) and the book.
+- an address (``tcp://host:8786``): an existing Dask scheduler and its workers:
+  ``dask-jobqueue`` on Slurm or PBS, Kubernetes, a cloud cluster (``--scheduler ADDRESS``,
+  or ``$UNLEARNLIB_SCHEDULER``). The store must lie on a file system that every worker and
+  this process share, at the same path; this process checks after the tasks that it can
+  read what they wrote.
+
+The thread rule. torch's intra-op thread count changes CPU results and is part of every
+store key (:func:`unlearnlib.numerics.numerics`), so every task runs with the thread count
+of the process that sent it (:func:`unlearnlib.numerics.default_threads`, 1 unless
+``$UNLEARNLIB_THREADS`` says otherwise), set in the worker before the unit runs; a Dask
+worker runs one task at a time (``threads_per_worker=1``). Parallelism comes from worker
+processes, never from threads: N local workers use N x threads cores, so the default N is
+the number of cores divided by the threads per process (:func:`default_workers`).
+
+What a task reports comes back: warnings raised in a worker (a corrupt entry moved aside)
+are raised again here, and the worker store's hits, misses and corrupt entries are added
+to this process's store. A failed task does not stop the others: when all have finished,
+:class:`UnitsFailed` names every unit that failed and why (units that needed it are named
+as not run).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from ..numerics import THREADS_ENV, default_threads
+from ..store import Store
+
+#: Environment variable naming a Dask scheduler address: the default executor when set.
+SCHEDULER_ENV = "UNLEARNLIB_SCHEDULER"
+#: Environment variable giving the number of local worker processes of the command line.
+WORKERS_ENV = "UNLEARNLIB_WORKERS"
+#: Seconds to wait for a scheduler before giving up.
+CONNECT_TIMEOUT = 30
+_ADDRESS = re.compile(r"(tcp|tls|ws|wss|ucx|inproc)://\S+|[A-Za-z0-9_.-]+:[0-9]+")
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(eq=False)
+class Task:
+    """One unit of work: ``fn(store, *args)`` in a worker, with ``store`` that worker's
+    :class:`Store` at ``store_root``.
+
+    ``fn`` is a module-level function (it is pickled by reference) and ``args`` plain,
+    picklable values (names, seeds, hyperparameters, a config), never models or open
+    files: the worker re-creates what it needs, cached per worker process. ``needs`` are
+    tasks that must finish first; ``done()`` (in the sending process) says whether the
+    unit's results are stored already: such a task is skipped. ``verify``: check
+    ``done()`` again after the run (a worker that wrote to another store, or under
+    other numerics, fails that check).
+    """
+
+    label: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+    store_root: str = ""
+    needs: tuple["Task", ...] = ()
+    done: Callable[[], bool] | None = field(default=None, repr=False)
+    verify: bool = True
+
+    def is_done(self) -> bool:
+        return bool(self.done is not None and self.done())
+
+
+@dataclass
+class TaskResult:
+    """What one task sends back: its value, its warnings and its store's counters."""
+
+    value: Any = None
+    warnings: list[tuple[type, str, str, int]] = field(default_factory=list)
+    hits: int = 0
+    misses: int = 0
+    corrupt: list[str] = field(default_factory=list)
+
+
+class UnitsFailed(RuntimeError):
+    """Some units failed; the others finished and are stored. ``failures`` lists
+    ``(unit label, reason)``; ``__cause__`` is the first failure's exception."""
+
+    def __init__(self, failures: Sequence[tuple[str, str]], total: int) -> None:
+        self.failures = list(failures)
+        n = len(self.failures)
+        shown = "; ".join(f"{label}: {why}" for label, why in self.failures[:5])
+        more = f"; and {n - 5} more" if n > 5 else ""
+        super().__init__(f"{n} of {total} unit(s) failed (the others finished and are stored; run "
+                         f"again to retry only the failed ones): {shown}{more}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = (str(e).strip().splitlines() or [""])[0][:300]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _closure(tasks: Iterable[Task]) -> list[Task]:
+    """``tasks`` and every task they need, each before the tasks that need it."""
+    order: list[Task] = []
+    seen: set[int] = set()
+
+    def visit(t: Task) -> None:
+        if id(t) in seen:
+            return
+        seen.add(id(t))
+        for d in t.needs:
+            visit(d)
+        order.append(t)
+
+    for t in tasks:
+        visit(t)
+    return order
+
+
+# --------------------------------------------------------------------------- inside a worker
+
+#: This process's stores, one per root (their counters are what a task reports).
+_STORES: dict[str, Store] = {}
+
+
+def worker_store(root: str) -> Store:
+    """This process's :class:`Store` at ``root`` (one per root, kept for later tasks)."""
+    if root not in _STORES:
+        _STORES[root] = Store(root)
+    return _STORES[root]
+
+
+def run_task(fn: Callable[..., Any], args: tuple, store_root: str, threads: int,
+             after: Sequence[Any] = ()) -> TaskResult:
+    """Run one task where it was sent: torch's threads set to ``threads`` (the sender's),
+    warnings recorded, the store's counters measured. ``after`` holds the results of the
+    tasks it needed (unused: they only order the work)."""
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(int(threads))
+    store = worker_store(store_root)
+    hits, misses, corrupt = store.hits, store.misses, len(store.corrupt)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = fn(store, *args)
+    return TaskResult(value, [(w.category, str(w.message), w.filename, w.lineno) for w in caught],
+                      store.hits - hits, store.misses - misses, [str(p) for p in store.corrupt[corrupt:]])
+
+
+def threads_task(store: Store) -> int:
+    """A task that reports the torch thread count it ran with (the thread rule's check)."""
+    return torch.get_num_threads()
+
+
+# --------------------------------------------------------------------------- executors
+
+
+def default_workers() -> int:
+    """Local worker processes: ``$UNLEARNLIB_WORKERS``, else the cores this process may use
+    divided by the torch threads per process (:func:`unlearnlib.numerics.default_threads`)."""
+    raw = os.environ.get(WORKERS_ENV)
+    if raw:
+        return check_workers(raw, WORKERS_ENV)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // default_threads())
+
+
+def check_workers(n: Any, what: str = "workers") -> int:
+    """``n`` as a positive number of workers, else one ``ValueError`` line."""
+    try:
+        value = int(n)
+        ok = not isinstance(n, bool) and float(n) == value and value >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{what} must be a positive integer (worker processes); got {n!r}.")
+    return value
+
+
+def check_address(address: str) -> str:
+    """A scheduler address such as ``tcp://127.0.0.1:8786``, else one ``ValueError`` line."""
+    if not isinstance(address, str) or not _ADDRESS.fullmatch(address.strip()):
+        raise ValueError(f"Dask scheduler address must look like tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786, "
+                         f"as `dask scheduler` prints it); got {address!r}.")
+    return address.strip()
+
+
+class Executor:
+    """Computes the units that are not stored yet (:meth:`run`); closed with ``close()``
+    or as a context manager. ``parallel`` is False for the serial executor, whose callers
+    compute nothing ahead."""
+
+    parallel = False
+    name = "serial"
+
+    def task(self, label: str, fn: Callable[..., Any], args: tuple = (), store: Store | str | None = None,
+             needs: Sequence[Task] = (), done: Callable[[], bool] | None = None, verify: bool = True) -> Task:
+        """A :class:`Task` whose store is ``store`` (its root, made absolute for the workers)."""
+        root = store.root if isinstance(store, Store) else (store or Store().root)
+        return Task(label, fn, tuple(args), str(Path(root).absolute()), tuple(needs), done, verify)
+
+    @property
+    def size(self) -> int:
+        """How many tasks run at once."""
+        return 1
+
+    def run(self, tasks: Sequence[Task], store: Store | None = None, desc: str = "units",
+            show_progress: bool = True) -> dict[Task, Any]:
+        """Run ``tasks`` (and the tasks they need) whose results are not stored yet; return
+        each run task's value. ``store``, this process's, gains the tasks' counters. Every
+        task runs even when some fail; then :class:`UnitsFailed` names the failures."""
+        todo = [t for t in _closure(t for t in tasks if not t.is_done()) if not t.is_done()]
+        if not todo:
+            return {}
+        results, failures = self._execute(todo, desc, show_progress)
+        for r in results.values():
+            _absorb(r, store)
+        if failures:
+            raise UnitsFailed([(t.label, why) for t, why, _ in failures], len(todo)) from failures[0][2]
+        unseen = [t for t in todo if t.verify and t.done is not None and not t.done()]
+        if unseen:
+            root = unseen[0].store_root
+            raise RuntimeError(
+                f"{len(unseen)} unit(s) finished on the workers but their results are not in the store {root} "
+                f"(first: {unseen[0].label}): the workers must share this store's file system at the same path "
+                f"and run on the same kind of device.")
+        return {t: r.value for t, r in results.items()}
+
+    def _execute(self, todo: list[Task], desc: str, show_progress: bool
+                 ) -> tuple[dict[Task, TaskResult], list[tuple[Task, str, BaseException]]]:
+        """Run every task of ``todo`` (dependencies first), in this process."""
+        from tqdm.auto import tqdm
+
+        threads = torch.get_num_threads()
+        results: dict[Task, TaskResult] = {}
+        failures: list[tuple[Task, str, BaseException]] = []
+        failed: dict[int, Task] = {}
+        for t in tqdm(todo, desc=desc, unit="unit", disable=not show_progress, leave=False):
+            blocked = next((d for d in t.needs if id(d) in failed), None)
+            if blocked is not None:
+                failures.append((t, f"not run: it needs {blocked.label}, which failed", RuntimeError(blocked.label)))
+                failed[id(t)] = t
+                continue
+            try:
+                results[t] = run_task(t.fn, t.args, t.store_root, threads)
+            except Exception as e:  # noqa: BLE001 - a failed unit must not stop the others
+                failures.append((t, _first_line(e), e))
+                failed[id(t)] = t
+        return results, failures
+
+    def close(self) -> None:
+        """Release what the executor started (nothing for the serial one)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SerialExecutor(Executor):
+    """Computes nothing ahead: the serial code path computes each unit where it needs it.
+    :meth:`run` still runs tasks in this process, in order (for tests and debugging)."""
+
+
+def _absorb(result: TaskResult, store: Store | None) -> None:
+    """Raise a task's warnings here and add its counters to ``store``."""
+    for category, text, filename, lineno in result.warnings:
+        warnings.warn_explicit(text, category, filename, lineno)
+    if store is not None:
+        store.hits += result.hits
+        store.misses += result.misses
+        store.corrupt.extend(Path(p) for p in result.corrupt)
+
+
+class DaskExecutor(Executor):
+    """Tasks on Dask workers: a ``LocalCluster`` of ``n_workers`` processes started on
+    first use (``address=None``), or the scheduler at ``address``.
+
+    Each worker runs one task at a time with the sender's torch thread count (the thread
+    rule); local workers run without Dask's statistical profiler (it only feeds the
+    dashboard, which is not started); a task lost with a killed worker is run again on another (Dask's
+    ``allowed-failures``, 3 by default, after which it fails as ``KilledWorker``).
+    """
+
+    parallel = True
+
+    def __init__(self, address: str | None = None, n_workers: int | None = None) -> None:
+        if address is not None and n_workers is not None:
+            raise ValueError("Give a scheduler address or a number of local workers, not both.")
+        self.address = check_address(address) if address is not None else None
+        self.n_workers = check_workers(n_workers) if n_workers is not None else (
+            None if address is not None else default_workers())
+        self.name = "address" if address is not None else "local"
+        self._client = None
+        self._cluster = None
+
+    def __repr__(self) -> str:
+        where = self.address or f"{self.n_workers} local workers"
+        return f"DaskExecutor({where})"
+
+    # -- the cluster ----------------------------------------------------------
+    def client(self):
+        """The Dask client (the local cluster is started, or the scheduler reached, here)."""
+        if self._client is not None:
+            return self._client
+        from distributed import Client, LocalCluster
+
+        if self.address is None:
+            threads = torch.get_num_threads()
+            env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), THREADS_ENV: str(threads),
+                   # the statistical profiler feeds only the dashboard (not started here); it samples the
+                   # task's stack every 10 ms under the GIL (measured once on 2 loaded cores: 39 -> 27
+                   # worker CPU-seconds for a 2-seed grid)
+                   "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+            with warnings.catch_warnings():  # no dashboard; its HTTP port moves when 8787 is taken
+                warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+                self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None, silence_logs=logging.ERROR, env=env)
+            self._client = Client(self._cluster)
+            return self._client
+        try:
+            self._client = Client(self.address, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as e:
+            raise ValueError(f"Cannot reach the Dask scheduler at {self.address} ({_first_line(e)}); start one "
+                             "with `dask scheduler` (and workers with `dask worker ADDRESS`) or check the "
+                             "address.") from None
+        return self._client
+
+    @property
+    def size(self) -> int:
+        if self.address is None:
+            return int(self.n_workers or 1)
+        if self._client is None:
+            self.client()
+        return max(1, len(self._client.scheduler_info().get("workers", {})))
+
+    def scheduler_address(self) -> str:
+        """The scheduler's address (the local cluster is started here)."""
+        return str(self.client().scheduler.address)
+
+    def worker_pids(self) -> dict[str, int]:
+        """``{worker address: process id}`` of the connected workers."""
+        return dict(self.client().run(os.getpid))
+
+    def close(self) -> None:
+        """Close the client, and the local cluster when this executor started it."""
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+    # -- running --------------------------------------------------------------
+    def _execute(self, todo: list[Task], desc: str, show_progress: bool
+                 ) -> tuple[dict[Task, TaskResult], list[tuple[Task, str, BaseException]]]:
+        from distributed import as_completed
+        from tqdm.auto import tqdm
+
+        client = self.client()
+        threads = torch.get_num_threads()
+        futures: dict[int, Any] = {}
+        owner: dict[str, Task] = {}
+        for t in todo:  # dependencies come first (_closure)
+            after = [futures[id(d)] for d in t.needs if id(d) in futures]
+            key = f"{re.sub(r'[^A-Za-z0-9_.:=-]+', '-', t.label)[:80]}-{uuid.uuid4().hex[:10]}"
+            fut = client.submit(run_task, t.fn, t.args, t.store_root, threads, after=after, key=key, pure=False)
+            futures[id(t)] = fut
+            owner[fut.key] = t
+        results: dict[Task, TaskResult] = {}
+        errors: dict[int, BaseException] = {}
+        try:
+            with tqdm(total=len(todo), desc=desc, unit="unit", disable=not show_progress, leave=False) as bar:
+                for fut in as_completed(list(futures.values())):
+                    t = owner[fut.key]
+                    if fut.status == "finished":
+                        results[t] = fut.result()
+                    else:
+                        errors[id(t)] = fut.exception() if fut.status == "error" else RuntimeError(fut.status)
+                    bar.update(1)
+        except BaseException:
+            client.cancel(list(futures.values()))
+            raise
+        failures = []
+        for t in todo:
+            if id(t) not in errors:
+                continue
+            blocked = next((d for d in t.needs if id(d) in errors), None)
+            why = (f"not run: it needs {blocked.label}, which failed" if blocked is not None
+                   else _first_line(errors[id(t)]))
+            failures.append((t, why, errors[id(t)]))
+        failures.sort(key=lambda f: f[1].startswith("not run"))  # the causes first
+        return results, failures
+
+
+# --------------------------------------------------------------------------- choosing one
+
+
+def resolve(executor: "Executor | str | int | None" = None) -> tuple[Executor, bool]:
+    """An executor for ``executor`` and whether the caller owns it (must close it).
+
+    ``None``: the scheduler at ``$UNLEARNLIB_SCHEDULER`` when set, else serial; ``"serial"``;
+    ``"local"``: a local cluster of :func:`default_workers` processes; an integer N:
+    serial for 1, else a local cluster of N workers; a scheduler address such as
+    ``"tcp://127.0.0.1:8786"``; or an :class:`Executor`, used as it is (not owned).
+    """
+    if isinstance(executor, Executor):
+        return executor, False
+    if executor is None:
+        address = os.environ.get(SCHEDULER_ENV)
+        return (DaskExecutor(address=address), True) if address else (SerialExecutor(), False)
+    if isinstance(executor, str):
+        name = executor.strip()
+        if name == "serial":
+            return SerialExecutor(), False
+        if name == "local":
+            return DaskExecutor(), True
+        if name.isdigit():
+            return resolve(int(name))
+        if _ADDRESS.fullmatch(name):
+            return DaskExecutor(address=name), True
+        raise ValueError(f"Unknown executor {executor!r}; allowed: serial, local, a number of local workers, "
+                         "or a Dask scheduler address such as tcp://127.0.0.1:8786.")
+    n = check_workers(executor, "executor")
+    return (SerialExecutor(), False) if n == 1 else (DaskExecutor(n_workers=n), True)
+
+
+class using:
+    """``with using(executor) as ex:``: :func:`resolve`, and close what was started here."""
+
+    def __init__(self, executor: "Executor | str | int | None" = None) -> None:
+        self.executor, self.owned = resolve(executor)
+
+    def __enter__(self) -> Executor:
+        return self.executor
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.owned:
+            self.executor.close()
+
+
+def from_options(workers: int | str | None = None, scheduler: str | None = None) -> Executor:
+    """The command line's executor: ``--scheduler`` (or ``$UNLEARNLIB_SCHEDULER``), else
+    ``--workers N`` (default :func:`default_workers`): serial for 1, a local cluster above."""
+    if workers is not None and scheduler:
+        raise ValueError("Give --workers N (local worker processes) or --scheduler ADDRESS (an existing Dask "
+                         "scheduler), not both.")
+    scheduler = scheduler or (os.environ.get(SCHEDULER_ENV) if workers is None else None)
+    if scheduler:
+        return DaskExecutor(address=scheduler)
+    n = check_workers(workers, "--workers") if workers is not None else default_workers()
+    return SerialExecutor() if n == 1 else DaskExecutor(n_workers=n)
+
+
+# --------------------------------------------------------------------------- what workers re-create
+
+
+@dataclass(frozen=True)
+class SetupKey:
+    """What re-creates a :class:`~unlearnlib.studies.experiment.Setup` in a worker (picklable).
+    The units that use it live beside what they run (:mod:`.experiment`, :mod:`.hpo`), so
+    this module imports nothing of the studies."""
+
+    dataset: str
+    model: str
+    forget: str
+    epochs: int | None
+    device: str
+    data_root: str | None
+    store_root: str
+
+
+__all__ = [
+    "Executor", "SerialExecutor", "DaskExecutor", "Task", "TaskResult", "UnitsFailed", "SetupKey",
+    "resolve", "using", "from_options", "default_workers", "check_workers", "check_address",
+    "SCHEDULER_ENV", "WORKERS_ENV", "run_task", "worker_store", "threads_task",
+]
