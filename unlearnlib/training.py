@@ -112,6 +112,26 @@ def sd_lambda_at(lam: float, decay: float, epoch: int) -> float:
     return lam / decay ** (epoch // 10)
 
 
+#: A batch loss ``(logits, targets) -> scalar`` (mean over the batch).
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def training_loss(recipe: "Recipe", epoch: int = 0) -> LossFn:
+    """The batch loss ``recipe`` trains with in (0-based) ``epoch``: mean cross-entropy,
+    plus ``sd_lambda_at(...) * sd_loss(logits)`` when the recipe has the SD regulariser
+    (Thudi et al. 2022's ``std_loss``). :func:`train` uses it, so a Hessian or a gradient
+    of "the training loss" (Unrolling SGD's proxy, ``sgu``) matches training exactly."""
+    lam = sd_lambda_at(recipe.sd_lambda, recipe.sd_decay, epoch) if recipe.sd_lambda else 0.0
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits, y)
+        if lam:
+            loss = loss + lam * sd_loss(logits)
+        return loss
+
+    return loss_fn
+
+
 # --------------------------------------------------------------------------- optimisers
 
 
@@ -188,6 +208,7 @@ def train(
     show_progress: bool = True,
     record_order: bool = False,
     skip_batches: set[int] | None = None,
+    shuffle: bool = True,
 ) -> TrainLog:
     """Train ``model`` in place on ``data`` (tensors already on the model's device).
 
@@ -196,6 +217,8 @@ def train(
     ``record_order`` the batch indices are kept (``TrainLog.batch_order``);
     ``skip_batches`` drops the batches with those global step numbers while
     keeping everything else identical (used to replay a run minus one batch).
+    ``shuffle=False`` visits the rows in their order every epoch (an unshuffled loader,
+    as Unrolling SGD's fine-tuning uses); the generator then only drives augmentation.
     """
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay)
@@ -206,7 +229,8 @@ def train(
     step = 0
     start = time.perf_counter()
     for epoch in progress(range(recipe.epochs), "train", enabled=show_progress):
-        for idx in index_batches(len(data), recipe.batch_size, gen):
+        loss_fn = training_loss(recipe, epoch)
+        for idx in index_batches(len(data), recipe.batch_size, gen, shuffle=shuffle):
             if record_order:
                 log.batch_order.append(idx)
             if skip_batches and step in skip_batches:
@@ -217,10 +241,7 @@ def train(
             x, y = data.x[dev_idx], data.y[dev_idx]
             if recipe.augment:
                 x = augment_batch(x, gen)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            if recipe.sd_lambda:
-                loss = loss + sd_lambda_at(recipe.sd_lambda, recipe.sd_decay, epoch) * sd_loss(logits)
+            loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -9,6 +9,21 @@
   (:func:`top_hessian_eigenvalue`: power iteration on Hessian-vector products).
   It bounds the second-order term of the unrolled SGD update that the
   single-gradient approximation drops, so it should track verification error.
+
+Conventions of the reference code (``cleverhans-lab/unrolling-sgd``,
+``Unlearning/correlation_verification.py``, whose Hessian is PyHessian's), followed here:
+the Hessian is taken with the model in **eval mode** (PyHessian calls ``model.eval()``:
+BatchNorm uses its running statistics) and of **the loss the model trains with**
+(``std_loss``, cross-entropy plus the SD term, for SD-regularised runs; pass
+:func:`unlearnlib.training.training_loss` of the recipe as ``loss_fn``); power iteration
+stops at a relative change of ``1e-3`` or after 100 products, PyHessian's defaults.
+``train_mode=True`` (BatchNorm batch statistics) is kept as an option.
+
+Remaining departures: sigma is ``sqrt(|lambda|)`` where the reference takes
+``np.sqrt`` of the signed eigenvalue (NaN for a negative one); the start vector is drawn
+from a seeded generator, not the global RNG; the ``t`` passed to the proxy is the
+caller's (the reference's study counts the 0-based index of the step just taken,
+:mod:`unlearnlib.studies.unrolling` does the same).
 """
 
 from __future__ import annotations
@@ -67,14 +82,15 @@ class PowerIteration:
 
 def hessian_vector_product(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
-    train_mode: bool = True,
+    train_mode: bool = False,
 ) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
     """``v -> H v`` for the loss of ``model`` on the fixed batch ``(x, y)``.
 
     One forward pass and one differentiable backward pass are built once; each
     product is then a double-backward (``torch.autograd.grad`` of ``g . v``).
-    ``train_mode`` evaluates the loss as in training (BatchNorm batch statistics);
-    the model's buffers and mode are left as they were.
+    The loss is evaluated in eval mode (BatchNorm running statistics), as PyHessian and
+    Thudi et al.'s reference do; ``train_mode=True`` evaluates it with BatchNorm batch
+    statistics instead. The model's buffers and mode are left as they were.
     """
     params = [p for _, p in _trainable(model)]
     # the forward pass sees copies of the buffers, so BatchNorm statistics stay untouched
@@ -102,13 +118,14 @@ def hessian_vector_product(
 
 def top_hessian_eigenvalue(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
-    tol: float = 1e-3, max_iter: int = 100, seed: int = 0, train_mode: bool = True,
+    tol: float = 1e-3, max_iter: int = 100, seed: int = 0, train_mode: bool = False,
 ) -> PowerIteration:
     """Largest-magnitude eigenvalue of the loss Hessian on ``(x, y)`` by power iteration.
 
     Starts from a Gaussian vector drawn with ``seed`` and stops when the Rayleigh
     quotient changes by at most ``tol`` relative to its magnitude, or after
-    ``max_iter`` Hessian-vector products.
+    ``max_iter`` Hessian-vector products (PyHessian's ``eigenvalues()`` defaults). Eval
+    mode unless ``train_mode`` (see :func:`hessian_vector_product`).
     """
     if tol <= 0 or max_iter < 1:
         raise ValueError(f"Need tol > 0 and max_iter >= 1; got tol={tol}, max_iter={max_iter}.")
@@ -168,7 +185,9 @@ def proxy_for(
     lr: float, steps: int, loss_fn: LossFn = F.cross_entropy, **power_kw,
 ) -> Proxy:
     """:func:`unlearning_error_proxy` of a model trained ``steps`` SGD steps at ``lr`` from
-    ``init_state``, with sigma from the Hessian at the trained weights on ``(x, y)``."""
+    ``init_state``, with sigma from the Hessian of ``loss_fn`` at the trained weights on
+    ``(x, y)``: eval mode unless ``train_mode=True`` is in ``power_kw``. Pass the recipe's
+    own loss (:func:`unlearnlib.training.training_loss`) for an SD-regularised model."""
     pi = top_hessian_eigenvalue(model, x, y, loss_fn, **power_kw)
     dist = weight_distance(model, init_state)
     return Proxy(unlearning_error_proxy(lr, steps, dist, pi.sigma), dist, pi.sigma,

@@ -1,6 +1,6 @@
 """Poisoning attacks as unlearning tests (Pawelczyk et al. 2024, arXiv 2406.17216).
 
-Four poison makers, each with its metric; the forget set IS the poison set.
+Five poison makers, each with its metric; the forget set IS the poison set.
 
 ==================  =======================================  ==========================================
 attack              paper                                    metric (:func:`attack_metric`)
@@ -10,8 +10,13 @@ attack              paper                                    metric (:func:`atta
 ``targeted``        Geiping et al. 2021, Witches' Brew       targets' adversarial-label rate
 ``indiscriminate``  Lu et al. 2023, gradient canceling       test-accuracy drop vs the clean model
 ``labelflip``       Biggio et al. 2012 (random flips)        test-accuracy drop vs the clean model
-``backdoor``        Gu et al. 2017, BadNets                  attack success rate on triggered inputs
+``backdoor``        Gu et al. 2017, BadNets (patch);         attack success rate on triggered inputs
+                    Kurita et al. 2020 (trigger word, text)
 ==================  =======================================  ==========================================
+
+:mod:`.study` runs an attack through training and every method at each compute budget
+(tidy rows, cached); :mod:`unlearnlib.studies.poisoning_verdicts` turns the rows into the
+paper's two findings as computed verdicts with intervals over seeds.
 
 >>> clean = make_splits(load_raw("mnist5k"), "fraction:0.02")            # doctest: +SKIP
 >>> splits, info = poison_splits(clean, "gaussian", fraction=0.02, eps=0.3)  # doctest: +SKIP
@@ -29,13 +34,14 @@ from torch import nn
 from ..data import Splits
 from ..evaluation import accuracy
 from . import backdoor, gaussian, indiscriminate, targeted
-from .backdoor import apply_trigger, attack_success_rate
+from .backdoor import apply_trigger, attack_success_rate, insert_token
 from .base import BUDGET_FRACTIONS, Crafted, PoisonInfo, assemble, budget_sample_grads, n_poisons
+from .cache import cached_poison_splits
 from .gaussian import gaussian_scores, gaussian_statistic
 from .targeted import adversarial_rate
 
 ATTACKS = ("gaussian", "targeted", "indiscriminate", "labelflip", "backdoor")
-#: The headline metric of each attack and whether larger means a stronger poison.
+#: The headline metric of each attack (:data:`HARM_SIGN`: which way a working attack moves it).
 METRICS = {
     "gaussian": "gus",
     "targeted": "adv_rate",
@@ -43,7 +49,13 @@ METRICS = {
     "labelflip": "acc_drop",
     "backdoor": "asr",
 }
-_NEEDS_SURROGATE = ("targeted", "indiscriminate")
+#: Attacks that craft their poisons against a surrogate (the clean trained model).
+NEEDS_SURROGATE = ("targeted", "indiscriminate")
+#: Attacks whose metric compares against the clean model (accuracy drop).
+NEEDS_CLEAN = ("indiscriminate", "labelflip")
+#: +1 where a working attack raises its metric (poisoned above retrained), -1 where it
+#: lowers it (GUS: memorised noise shifts I_z to negative values).
+HARM_SIGN = {"gus": -1, "adv_rate": 1, "acc_drop": 1, "asr": 1}
 
 
 def poison_splits(
@@ -61,27 +73,39 @@ def poison_splits(
     the metrics need. ``targeted`` and ``indiscriminate`` need ``surrogate``,
     the model trained on the clean pool. ``params`` go to the attack's ``craft``
     (gaussian: eps; targeted: n_targets, eps, steps, restarts, adv_class;
-    indiscriminate: target_drop, steps, lr; labelflip: none; backdoor: target, size).
+    indiscriminate: target_drop, steps, lr; labelflip: none; backdoor: target and
+    size for a patch, or token for token rows).
     """
+    crafted = craft_poisons(splits, attack, fraction, seed, surrogate, **params)
+    return assemble(splits, attack, poison_spec(fraction, seed, params), crafted)
+
+
+def poison_spec(fraction: float, seed: int, params: dict[str, Any]) -> dict[str, Any]:
+    """The attack settings that name a poisoned split (its ``forget_spec``)."""
+    return {"fraction": fraction, "seed": seed, **params}
+
+
+def craft_poisons(
+    splits: Splits, attack: str, fraction: float = 0.02, seed: int = 0, surrogate: nn.Module | None = None,
+    **params: Any,
+) -> Crafted:
+    """The attack's :class:`Crafted` poisons for ``splits``' training pool (see :func:`poison_splits`)."""
     if attack not in ATTACKS:
         raise ValueError(f"Unknown attack {attack!r}; allowed: {', '.join(ATTACKS)}.")
-    if attack in _NEEDS_SURROGATE and surrogate is None:
+    if attack in NEEDS_SURROGATE and surrogate is None:
         raise ValueError(f"The {attack} attack needs surrogate=<the clean trained model>.")
     pool = splits.train
     n = n_poisons(len(pool), fraction)
     gen = torch.Generator().manual_seed(seed)
     if attack == "gaussian":
-        crafted = gaussian.craft(pool, n, gen, **params)
-    elif attack == "backdoor":
-        crafted = backdoor.craft(pool, n, gen, **params)
-    elif attack == "labelflip":
-        crafted = indiscriminate.craft_label_flip(pool, n, gen, splits.num_classes, **params)
-    elif attack == "targeted":
-        crafted = targeted.craft(pool, n, gen, surrogate, splits.test, **params)
-    else:
-        crafted = indiscriminate.craft(pool, n, gen, surrogate, splits.val, **params)
-    spec = {"fraction": fraction, "seed": seed, **params}
-    return assemble(splits, attack, spec, crafted)
+        return gaussian.craft(pool, n, gen, **params)
+    if attack == "backdoor":
+        return backdoor.craft(pool, n, gen, **params)
+    if attack == "labelflip":
+        return indiscriminate.craft_label_flip(pool, n, gen, splits.num_classes, **params)
+    if attack == "targeted":
+        return targeted.craft(pool, n, gen, surrogate, splits.test, **params)
+    return indiscriminate.craft(pool, n, gen, surrogate, splits.val, **params)
 
 
 def attack_metric(
@@ -103,34 +127,9 @@ def attack_metric(
 
 
 __all__ = [
-    "ATTACKS", "METRICS", "BUDGET_FRACTIONS", "Crafted", "PoisonInfo", "poison_splits", "assemble",
-    "attack_metric", "budget_sample_grads", "cached_poison_splits", "n_poisons", "gaussian_scores", "gaussian_statistic",
-    "attack_success_rate", "adversarial_rate", "apply_trigger",
+    "ATTACKS", "METRICS", "HARM_SIGN", "NEEDS_SURROGATE", "NEEDS_CLEAN", "BUDGET_FRACTIONS", "Crafted",
+    "PoisonInfo", "poison_splits", "craft_poisons", "poison_spec", "assemble", "attack_metric",
+    "budget_sample_grads", "cached_poison_splits", "n_poisons", "gaussian_scores", "gaussian_statistic",
+    "attack_success_rate", "adversarial_rate", "apply_trigger", "insert_token",
 ]
 
-
-def cached_poison_splits(
-    store: Any, splits: Splits, attack: str, fraction: float = 0.02, seed: int = 0,
-    surrogate: nn.Module | None = None, surrogate_spec: dict | None = None, **params: Any,
-) -> tuple[Splits, PoisonInfo]:
-    """:func:`poison_splits` cached in ``store`` (crafting Witches' Brew or gradient-canceling
-    poisons costs as much as training). ``surrogate_spec`` must identify the surrogate,
-    e.g. ``training.model_spec(clean, model, recipe, seed)``."""
-    import io
-
-    from ..store import atomic_write_bytes, content_key
-
-    key = content_key("poisons", {"split": splits.fingerprint(), "forget": splits.forget_spec, "attack": attack,
-                                  "fraction": fraction, "seed": seed, "params": params,
-                                  "surrogate": surrogate_spec if attack in _NEEDS_SURROGATE else None})
-    path = store.path_for("poisons", f"{key}.pt")
-    if path.exists():
-        store.hits += 1
-        out, info = torch.load(path, map_location="cpu", weights_only=False)
-        return out.to(splits.device), info
-    store.misses += 1
-    out, info = poison_splits(splits, attack, fraction, seed, surrogate, **params)
-    buf = io.BytesIO()
-    torch.save((out.to("cpu"), info), buf)
-    atomic_write_bytes(path, buf.getvalue())
-    return out, info

@@ -13,6 +13,8 @@ threshold taken from fresh noise draws, so it does not depend on the sign.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,6 +73,15 @@ def tpr_at_fpr(real: torch.Tensor, null: torch.Tensor, fpr: float = 0.01) -> flo
     return float((real.abs().double() > threshold).float().mean())
 
 
+@functools.lru_cache(maxsize=1)
+def fresh_noise(n_fresh: int, shape: tuple[int, ...], eps: float, seed: int) -> torch.Tensor:
+    """``n_fresh`` draws of ``N(0, eps^2 I)`` noise of ``shape`` (CPU), the same for every
+    model scored with one ``seed``; the last draw is kept, as a study scores many models
+    of one poison set in a row (drawing it cost more than the rest of the score)."""
+    gen = torch.Generator().manual_seed(seed)
+    return eps * torch.randn((n_fresh, *shape), generator=gen)
+
+
 def gaussian_scores(
     model: nn.Module, info: PoisonInfo, n_fresh: int = 100, fpr: float = 0.01, seed: int = 0
 ) -> dict[str, float]:
@@ -85,9 +96,7 @@ def gaussian_scores(
     eps = float(info.params["eps"])
     g = input_gradients(model, info.x_base, info.y_base)
     real = statistic(g, info.delta, eps).cpu()
-    gen = torch.Generator().manual_seed(seed)
-    fresh = eps * torch.randn((n_fresh, *info.delta.shape), generator=gen)
-    null = statistic(g.cpu(), fresh, eps)
+    null = statistic(g.cpu(), fresh_noise(n_fresh, tuple(info.delta.shape), eps, seed), eps)
     n = len(real)
     return {
         "gus": float(real.mean()),
