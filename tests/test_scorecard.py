@@ -1,0 +1,370 @@
+"""The scorecard's logic on constructed rows: normalisation (0 = original, 1 = retrained),
+the pass / false-sense readings with the utility constraint, Kendall's tau on known
+rankings, the weighted (bootstrap) forms of the shadow tests against the library's own
+metrics, and the verdicts on constructed draws."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import ks_2samp
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from unlearnlib.evaluation.lira import ShadowConfig, ShadowOutputs, make_shadow_set, tpr_at_fpr
+from unlearnlib.studies import scorecard as sc
+from unlearnlib.studies import verdicts as vd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def test_normalise_maps_original_to_0_and_retrained_to_1_whatever_the_direction():
+    # columns: original, retrain, a, b; row 0 a test that falls (MIA), row 1 one that rises
+    v = np.array([[0.6, 0.5, 0.55, 0.45],
+                  [0.10, 0.30, 0.20, 0.40]])
+    s = sc.normalise(v, original=0, retrained=1)
+    np.testing.assert_allclose(s, [[0, 1, 0.5, 1.5], [0, 1, 0.5, 1.5]])
+
+
+def test_normalise_gives_nan_without_a_gap():
+    s = sc.normalise(np.array([[0.7, 0.7, 0.6]]), 0, 1)
+    assert np.isnan(s).all()
+
+
+def _rows(values: dict[str, list[float]], ta: dict[str, float] | None = None, test: str = "mia_test") -> pd.DataFrame:
+    """Full-data rows with one test's per-seed values (other tests NaN) and test accuracies."""
+    ta = ta or {}
+    rows = []
+    for m, vals in values.items():
+        for s, v in enumerate(vals):
+            row = {k: math.nan for k in sc.TEST_KEYS if sc.test_of(k).source == "seeds"}
+            rows.append({**row, "method": m, "seed": s, test: v, "test_acc": ta.get(m, 0.94)})
+    return pd.DataFrame(rows)
+
+
+def test_bootstrap_point_row_is_the_seed_mean_and_references_stay_at_0_and_1():
+    rows = _rows({"original": [0.60, 0.62, 0.58], "retrain": [0.50, 0.52, 0.48], "ft": [0.55, 0.57, 0.53]})
+    d = sc.bootstrap_values(rows, n_boot=50)
+    v = d.values["mia_test"]
+    np.testing.assert_allclose(v[0], [0.60, 0.50, 0.55])
+    s = sc.scores(d)["mia_test"]
+    np.testing.assert_allclose(s[:, 0], 0.0)
+    np.testing.assert_allclose(s[:, 1], 1.0)
+    np.testing.assert_allclose(s[:, 2], 0.5)  # ft is halfway in every seed, so in every resample
+    assert d.n_boot == 50 and d.n_seeds == 3
+
+
+def test_a_gap_that_changes_sign_over_seeds_is_unresolved():
+    rows = _rows({"original": [0.6, 0.5, 0.6, 0.5, 0.55], "retrain": [0.5, 0.6, 0.5, 0.6, 0.55],
+                  "ft": [0.55] * 5})
+    d = sc.bootstrap_values(rows, n_boot=200)
+    assert not sc.resolved_gaps(d)["mia_test"]
+    assert np.isnan(sc.scores(d)["mia_test"]).all()
+    steady = _rows({"original": [0.6, 0.61, 0.6, 0.59, 0.6], "retrain": [0.5, 0.51, 0.5, 0.49, 0.5],
+                    "ft": [0.55] * 5})
+    assert sc.resolved_gaps(sc.bootstrap_values(steady, n_boot=200))["mia_test"]
+
+
+# --------------------------------------------------------------------------- readings
+
+METHODS = ["original", "retrain", "honest", "shallow", "broken", "weak"]
+
+
+def _scores(**per_test: list[float]) -> dict[str, np.ndarray]:
+    """One draw of normalised scores per test (methods in METHODS order)."""
+    return {k: np.array([v], float) for k, v in per_test.items()}
+
+
+def _reading(score: dict[str, np.ndarray], keeps: list[bool]):
+    return sc.classify(score, np.array([keeps]), METHODS)
+
+
+def test_pass_every_test_and_false_sense_on_constructed_scores():
+    # honest: like retraining everywhere; shallow: passes the loss-MIA, fails U-LiRA;
+    # broken: like retraining but loses its utility; weak: fails the loss-MIA and U-LiRA
+    score = _scores(mia_test=[0, 1, 1.05, 0.95, 1.0, 0.3],
+                    ulira_accuracy=[0, 1, 0.9, 0.3, 1.0, 0.2],
+                    l2_to_retrained=[0, 1, 0.85, 0.9, 1.0, 0.1])
+    r = _reading(score, [True, True, True, True, False, True])
+    every, false = sc.passes_every_test(r)[0], sc.false_sense(r)[0]
+    assert dict(zip(METHODS, every, strict=True)) == {
+        "original": False, "retrain": True, "honest": True, "shallow": False, "broken": False, "weak": False}
+    assert dict(zip(METHODS, false, strict=True)) == {
+        "original": False, "retrain": False, "honest": False, "shallow": True, "broken": False, "weak": False}
+    # the utility constraint fails every test of the broken method, known or not
+    assert r.known[0, 4].all() and not r.passed[0, 4].any()
+
+
+def test_the_tolerance_band_is_two_sided():
+    score = _scores(mia_test=[0, 1, 1.19, 1.21, 0.81, 0.79])
+    r = _reading(score, [True] * 6)
+    assert r.passed[0, :, 0].tolist() == [False, True, True, False, True, False]
+
+
+def test_false_sense_needs_a_deeper_test_not_a_shallow_one():
+    # failing forget accuracy or the verification error is not a per-sample, relearning or poisoning test
+    score = _scores(mia_test=[0, 1, 1, 1, 1, 1], forget_acc=[0, 1, 0.2, 1, 1, 1],
+                    l2_to_retrained=[0, 1, 1, 0.1, 1, 1], relearn_acc=[0, 1, 1, 1, 1, 0.4])
+    r = _reading(score, [True] * 6)
+    assert sc.false_sense(r)[0].tolist() == [False, False, False, False, False, True]
+
+
+def test_unresolved_tests_count_nowhere_and_missing_ones_block_passing_every_test():
+    nan = math.nan
+    score = _scores(mia_test=[0, 1, 1, 1, 1, 1], klom=[nan] * 6,           # unresolved: ignored
+                    ulira_accuracy=[0, 1, 1, nan, 1, 1])                   # not run for "shallow"
+    r = _reading(score, [True, True, True, True, True, True])
+    assert dict(zip(r.tests, r.resolved.tolist(), strict=True)) == {
+        "mia_test": True, "ulira_accuracy": True, "klom": False}
+    assert sc.passes_every_test(r)[0].tolist() == [False, True, True, False, True, True]
+    assert not sc.false_sense(r)[0].any()  # a test that did not run is no failure
+    assert not r.known[0, :, r.tests.index("klom")].any()
+
+
+def test_poisoning_utility_fails_only_the_poison_test():
+    score = _scores(mia_test=[0, 1, 1, 1, 1, 1], gus=[0, 1, 1, 1, 1, 1])
+    poison_ok = np.array([[True, True, False, True, True, True]])
+    r = sc.classify(score, np.array([[True] * 6]), METHODS, poison_utility=poison_ok)
+    assert r.passed[0, 2].tolist() == [True, False]
+    assert sc.false_sense(r)[0].tolist() == [False, False, True, False, False, False]
+
+
+def test_utility_mask_is_three_points_of_test_accuracy():
+    ta = np.array([[0.94, 0.94, 0.905, 0.911, 0.95]])
+    assert sc.utility_mask(ta, retrained=1).tolist() == [[True, True, False, True, True]]
+
+
+def test_utility_keepers_read_the_mean_over_seeds():
+    rows = pd.DataFrame({"method": ["original", "retrain", "a", "b"] * 2, "seed": [0] * 4 + [1] * 4,
+                         "test_acc": [0.95, 0.94, 0.93, 0.92, 0.95, 0.94, 0.93, 0.89]})
+    assert sc.utility_keepers(rows) == ["a"]  # b: mean 0.905, 3.5 points below retraining's 0.94
+
+
+# --------------------------------------------------------------------------- Kendall's tau
+
+
+def test_kendall_tau_on_known_rankings():
+    assert sc.kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert sc.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # one swapped pair out of six: (5 - 1) / 6
+    assert sc.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+    # tau-b with a tie in one ranking: 2 concordant pairs, 1 tied: 2 / sqrt(3 * 2)
+    assert sc.kendall_tau([1, 2, 3], [1, 1, 2]) == pytest.approx(2 / math.sqrt(6))
+    assert math.isnan(sc.kendall_tau([1, 2, math.nan], [1, 2, 3]))  # two items left
+    assert math.isnan(sc.kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+def test_kendall_matrix_compares_rankings_by_distance_to_retraining():
+    # scores of 4 methods; distance |s - 1| ranks them; t2 overshoots symmetrically (same ranking)
+    score = {"t1": np.array([[0.0, 0.5, 0.9, 1.0]]), "t2": np.array([[2.0, 1.5, 1.1, 1.0]]),
+             "t3": np.array([[1.0, 0.9, 0.5, 0.0]])}
+    tau = sc.kendall_matrix(sc.distance_to_retrained(score))
+    assert tau.loc["t1", "t2"] == pytest.approx(1.0)
+    assert tau.loc["t1", "t3"] == pytest.approx(-1.0)
+    assert np.allclose(np.diag(tau), 1.0) and np.allclose(tau, tau.T)
+
+
+# --------------------------------------------------------------------------- weighted forms
+
+
+def _tied_scores(rng, n):
+    return np.round(rng.normal(size=n), 1)  # many ties
+
+
+def test_weighted_roc_matches_sklearn_at_unit_weights_and_repetition_for_integer_weights():
+    rng = np.random.default_rng(0)
+    pos, neg = _tied_scores(rng, 300) + 0.5, _tied_scores(rng, 400)
+    auc, low = sc.weighted_roc(pos, np.ones(300), neg, np.ones(400))
+    y, s = np.r_[np.ones(300), np.zeros(400)], np.r_[pos, neg]
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    assert auc[0] == pytest.approx(roc_auc_score(y, s))
+    assert low[0] == pytest.approx(tpr_at_fpr(fpr, tpr, 0.01))
+    wp, wn = rng.integers(0, 3, 300), rng.integers(0, 3, 400)
+    auc_w, low_w = sc.weighted_roc(pos, wp, neg, wn)
+    rp, rn = np.repeat(pos, wp), np.repeat(neg, wn)
+    y2, s2 = np.r_[np.ones(len(rp)), np.zeros(len(rn))], np.r_[rp, rn]
+    fpr2, tpr2, _ = roc_curve(y2, s2, drop_intermediate=False)
+    assert auc_w[0] == pytest.approx(roc_auc_score(y2, s2))
+    assert low_w[0] == pytest.approx(tpr_at_fpr(fpr2, tpr2, 0.01))
+
+
+def test_ks_distance_matches_scipy_with_ties_and_weights():
+    rng = np.random.default_rng(1)
+    u, r = _tied_scores(rng, 200) + 0.3, _tied_scores(rng, 200)
+    assert sc.ks_distance(u, r)[0] == pytest.approx(ks_2samp(u, r).statistic)
+    w = rng.integers(0, 4, 200)
+    assert sc.ks_distance(u, r, w)[0] == pytest.approx(ks_2samp(np.repeat(u, w), np.repeat(r, w)).statistic)
+
+
+def test_weighted_percentile_is_the_percentile_of_the_resample():
+    v = np.array([1.0, 5.0, np.nan, 2.0, 9.0])
+    w = np.array([[1, 1, 1, 1, 1], [0, 3, 5, 1, 0]])
+    out = sc.weighted_percentile(v, w, 95)
+    assert out[0] == pytest.approx(np.nanpercentile(v, 95))
+    assert out[1] == pytest.approx(np.percentile([5, 5, 5, 2], 95))
+
+
+@pytest.fixture(scope="module")
+def fake_shadows(splits):
+    """A small shadow design with constructed outputs: the unlearned rows keep a +1.5 shift
+    of phi on every sample they trained on, forgotten ones included (nothing forgotten), the
+    oracle rows none."""
+    sh = make_shadow_set(splits, ShadowConfig(k=6, population=0.2, targets=0.5, seed=3))
+    rng = np.random.default_rng(0)
+    M, N = sh.forget_masks.shape
+    n_test = len(splits.test)
+
+    def outputs(role: str, shift: float) -> ShadowOutputs:
+        phi = rng.normal(size=(M, N)) + shift * sh.row_in().numpy()
+        return ShadowOutputs(role, phi.astype(np.float32), np.abs(rng.normal(size=(M, N))).astype(np.float32),
+                             np.abs(rng.normal(size=(M, n_test))).astype(np.float32),
+                             np.full(M, 0.99), np.full(M, 0.99), np.full(M, 0.9))
+
+    return sh, outputs("unlearned", 1.5), outputs("retrained-reference", 0.0)
+
+
+def test_shadow_values_at_unit_weights_are_the_library_metrics(fake_shadows):
+    sh, out, ref = fake_shadows
+    arrays = sc.evaluate_shadows(sh, out, ref, mode="online")
+    w = np.zeros((1, out.phi.shape[1]))
+    w[0, sh.is_target.numpy()] = 1.0
+    v = sc.shadow_values(arrays, w)
+    for k in ("ulira_accuracy", "ulira_tpr", "rmia_auc", "neurips_f", "klom"):
+        assert v[k][0] == pytest.approx(float(arrays[f"{k}_point"]), abs=1e-12), k
+    assert v["ks_distance"][0] == pytest.approx(float(arrays["fq_statistic"]))
+    # the shift is remembered: U-LiRA and RMIA see it, the KS distance to the oracle is large
+    assert v["ulira_accuracy"][0] > 0.6 and v["rmia_auc"][0] > 0.6 and v["ks_distance"][0] > 0.3
+
+
+def test_target_bootstrap_is_paired_across_methods(fake_shadows):
+    """The same method twice gives the same values in every draw (the targets are resampled once)."""
+    sh, out, ref = fake_shadows
+    arrays = sc.evaluate_shadows(sh, out, ref)
+    rows = _rows({"original": [0.6] * 5, "retrain": [0.5] * 5, "ft": [0.55] * 5})
+    d = sc.bootstrap_values(rows, {"original": arrays, "ft": arrays}, n_targets=out.phi.shape[1], n_boot=30)
+    for k in ("ulira_accuracy", "rmia_auc", "ks_distance"):
+        np.testing.assert_array_equal(d.values[k][:, 0], d.values[k][:, 2])
+        assert np.isnan(d.values[k][:, 1]).all()
+        assert np.ptp(d.values[k][1:, 0]) > 0  # the draws do resample
+    # the point row scores every target the library scores
+    for k in ("ulira_accuracy", "rmia_auc", "neurips_f", "klom"):
+        assert d.values[k][0, 0] == pytest.approx(float(arrays[f"{k}_point"]), abs=1e-12), k
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def _draws(n_seeds: int, shallow_mia: float, honest_ulira: float = 0.51,
+           honest_mia: float = 0.5) -> tuple[sc.Draws, sc.Reading]:
+    """Draws of the loss-MIA and U-LiRA: "shallow" keeps U-LiRA's original value (fails it),
+    "honest" is near retraining on U-LiRA (score 0.93 at 0.51)."""
+    methods = ["original", "retrain", "shallow", "honest"]
+    B1 = 41
+    rng = np.random.default_rng(0)
+    noise = lambda: rng.normal(0, 0.002, B1)  # noqa: E731
+    vals = {k: np.full((B1, 4), np.nan) for k in sc.TEST_KEYS}
+    vals["mia_test"] = np.c_[0.6 + noise(), 0.5 + noise(), shallow_mia + noise(), honest_mia + noise()]
+    vals["ulira_accuracy"] = np.c_[0.65 + noise(), 0.5 + noise(), 0.64 + noise(), honest_ulira + noise()]
+    ta = np.tile([0.95, 0.94, 0.94, 0.94], (B1, 1))
+    d = sc.Draws(methods, vals, ta, np.full((B1, 4), np.nan), n_seeds, 0, 100)
+    score = sc.scores(d)
+    return d, sc.classify(score, sc.utility_mask(ta, 1), methods)
+
+
+def test_verdicts_on_constructed_draws():
+    d, r = _draws(5, shallow_mia=0.5)
+    false, none = sc.scorecard_verdicts(d, r, "constructed")
+    assert false.state == vd.HOLDS and false.estimate == 1   # shallow
+    assert none.state == vd.FAILS and none.estimate == 1     # honest passes both tests
+    # the population MIA catches both, and honest fails U-LiRA too (0.58: score 0.47)
+    false, none = sc.scorecard_verdicts(*_draws(5, shallow_mia=0.6, honest_ulira=0.58, honest_mia=0.6),
+                                        "constructed")
+    assert false.state == vd.FAILS and none.state == vd.HOLDS
+    d, r = _draws(3, shallow_mia=0.5)
+    assert all(v.state == vd.UNTESTED for v in sc.scorecard_verdicts(d, r, "constructed"))
+
+
+# --------------------------------------------------------------------------- counts and presentation
+
+
+def test_training_counts_on_a_hand_counted_case():
+    c = sc.training_counts(n_seeds=1, n_methods=1, n_relearn=1, k=4, n_shadow_methods=1,
+                           n_poison_seeds=1, n_poison_methods=1)
+    # shared: 2 full-data models + 12 shadows (originals, retrained, oracles) + 2 poisoning models;
+    # unlearning: 1 + 1 (relearning) + 4 shadows + 1 poisoning
+    assert c.loc["total", "trained, shared"] == 16 and c.loc["total", "unlearning runs, shared"] == 7
+    # without: 6 tests x 2 models + 5 attacks x 8 shadows + 3 x 4 oracles + 2; unlearning 5 + 1 + 20 + 1
+    assert c.loc["total", "trained, without sharing"] == 66
+    assert c.loc["total", "unlearning runs, without sharing"] == 27
+
+
+def _frame():
+    d, r = _draws(5, shallow_mia=0.5)
+    return sc.scorecard_frame(d, sc.scores(d), r, {"shallow": "defaults"})
+
+
+def test_html_table_is_sortable_coloured_and_has_one_script():
+    text = sc.html_table(_frame(), table_id="sc-test")
+    assert text.count("<script>") == 1 and "getElementById('sc-test')" in text
+    assert text.count("<tr>") == 5  # header + 4 methods
+    green = sc.cell_color(1.0)
+    assert f"background:{green}" in text  # the retrained model's own cells
+    assert sc.cell_color(math.nan) == sc.GREY and sc.cell_color(0.0) != green
+
+
+def test_heatmap_marks_passes_and_unresolved_columns():
+    fig = sc.heatmap_figure(_frame())
+    h = fig.data[0]
+    tests = list(h.x)
+    retrain = list(h.y).index("retrain")
+    assert h.text[retrain][tests.index("loss-MIA")].startswith("✓")
+    assert h.text[retrain][tests.index("KLOM")] == "n/r"  # no KLOM values: unresolved
+    assert "0 = original, 1 = retrained" in h.hovertext[0][0]
+
+
+def test_markdown_table_has_a_row_per_method():
+    md = sc.markdown_table(_frame())
+    assert len(md.splitlines()) == 2 + 4 and "✓1" in md
+
+
+# --------------------------------------------------------------------------- the notebook
+
+
+def test_notebook_is_commit_clean_and_parameterised():
+    nb = json.loads((ROOT / "notebooks" / "scorecard.ipynb").read_text())
+    assert all(not c.get("outputs") and c.get("execution_count") is None
+               for c in nb["cells"] if c["cell_type"] == "code")
+    assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+
+
+TEST_PARAMS = {"methods": "ga,ft", "seeds": "0", "epochs": 2, "shadow_k": 4, "shadow_epochs": 1,
+               "shadow_population": 0.1, "shadow_targets": 0.5, "relearn_steps": 3, "poison_seeds": "0",
+               "poison_epochs": 2, "n_boot": 20}
+
+
+@pytest.mark.slow
+def test_notebook_runs_with_tiny_parameters(tmp_path, monkeypatch):
+    pytest.importorskip("papermill")
+    from unlearnlib.book import build as book
+
+    monkeypatch.setenv("UNLEARNLIB_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv(vd.PUBLISH_ENV, str(tmp_path / "verdicts"))
+    out = book.execute_notebook(ROOT / "notebooks" / "scorecard.ipynb", tmp_path / "s.ipynb", TEST_PARAMS,
+                                cwd=ROOT / "notebooks", progress=False)
+    nb = json.loads(Path(out).read_text())
+    assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    html_out = "".join(o["data"].get("text/html", "") if isinstance(o["data"].get("text/html"), str)
+                       else "".join(o["data"].get("text/html", [])) for c in nb["cells"]
+                       for o in c.get("outputs", []) if "data" in o)
+    assert "unlearnlib-scorecard" in html_out
+    published = json.loads((tmp_path / "verdicts" / "scorecard.json").read_text())
+    assert {v["claim"] for v in published["verdicts"]} == {
+        "Population MIAs give a false sense of success", "No unlearning method passes every test"}
+    assert (tmp_path / "verdicts" / "headline.plotly.json").is_file()

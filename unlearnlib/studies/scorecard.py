@@ -1,0 +1,987 @@
+"""The scorecard: every registered method against every test of unlearning, on one scale.
+
+Each test gives a raw number per method (an accuracy, an attack's accuracy, a p-value's
+KS distance, a weight distance, ...). Every cell is normalised against the two reference
+models of the same test,
+
+    s = (v - v_original) / (v_retrained - v_original),
+
+so 0 is the untouched original model, 1 is the retrained model and the sign and units
+of the raw test no longer matter (:func:`normalise`). A test whose original-retrained
+gap is not resolved at this budget (its 95% bootstrap interval contains 0) cannot
+normalise anything and is left out of every pass/fail reading (:func:`resolved_gaps`).
+
+Tests (:data:`TESTS`), by where their numbers come from:
+
+- *seeds* (full-data models of every seed; :func:`seed_rows`): forget accuracy, RetDev,
+  the population loss- and entropy-MIA (Deep Unlearn; nabla-tau), the relearning attack
+  (Siddiqui et al. 2025: forget accuracy after fine-tuning on D_r alone,
+  :func:`relearning_row`) and the verification error (Thudi et al. 2022: L2 distance of
+  the weights to the retrained model);
+- *shadows* (one shadow set, :class:`~unlearnlib.evaluation.lira.ShadowRunner`, shared by
+  every test; :func:`shadow_arrays`): U-LiRA accuracy and TPR at 1% FPR (Hayes et al.
+  2024), RMIA's AUC (Zarifzadeh et al. 2024), the NeurIPS 2023 forgetting quality F
+  (Triantafillou et al. 2024), KLOM (Georgiev et al. 2024) and TOFU's forget quality
+  (Maini et al. 2024), read through its KS distance (at a fixed number of forget samples
+  the p-value is a decreasing function of it, so both rank alike; the distance is linear
+  and resamples well, the p-value is shown beside it);
+- *poison* (Pawelczyk et al. 2024's setting; :func:`poison_rows`): the Gaussian
+  Unlearning Score after unlearning the poisons within a compute budget, where 0 = the
+  poisoned model and 1 = the model retrained without the poisons, so 1 - s is the share
+  of the poison gap a method leaves.
+
+Uncertainty (:func:`bootstrap_values`): one joint bootstrap. Each draw resamples the
+seeds of the full-data rows (paired: every method of a drawn seed comes along), the
+seeds of the poisoning rows, and the shadow set's target samples (paired likewise; the
+per-pair scores are kept, as the Gaussians of LiRA are per sample). Draw 0 is the point
+estimate. Everything downstream (normalised scores, passes, the verdicts) is computed per
+draw, so its interval is the percentile interval of the draws.
+
+Reading (:func:`classify`): a method *passes* a test when its score lies within
+:data:`TOL` of 1 (it closes at least 80% of the gap without overshooting it by more than
+20%). The book's utility constraint: a method whose test accuracy is more than
+:data:`UTILITY` below the retrained model's passes no test (a broken model is at chance
+for every attack). *False sense of success* (Pawelczyk et al. 2024; Hayes et al. 2024):
+a utility-keeping method that passes the population loss-MIA and fails at least one
+per-sample, relearning or poisoning test (:data:`DEEPER_GROUPS`). Rankings by different
+tests are compared by Kendall's tau (:func:`kendall_matrix`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from .. import methods as registry
+from ..data import Splits
+from ..evaluation.forget_quality import forget_quality_on_shadows
+from ..evaluation.klom import klom_on_shadows
+from ..evaluation.lira import ShadowOutputs, ShadowRunner, ShadowSet, ulira
+from ..evaluation.neurips import neurips_score
+from ..evaluation.relearning import relearning_attack
+from ..evaluation.rmia import rmia
+from ..store import Store, canonical_json
+from ..training import ReferenceModels, model_spec
+from . import verdicts as vd
+
+#: Bump when what a cached scorecard entry holds changes.
+SCORECARD_VERSION = 1
+REFERENCES = ("original", "retrain")
+#: A method may lose at most this much test accuracy against retraining (the book's rule).
+UTILITY = vd.UTILITY
+#: A method passes a test when its normalised score is within TOL of 1.
+TOL = 0.2
+#: Bootstrap draws behind every interval of the scorecard.
+N_BOOT = 400
+#: FPR at which U-LiRA's TPR is read (strictly below, as :func:`~unlearnlib.evaluation.lira.tpr_at_fpr`).
+LOW_FPR = 0.01
+#: Methods whose cost no compute budget bounds: FF's Fisher pass and IU's Hessian estimate
+#: are not capped by ``max_sample_grads`` (their docstrings), so they cannot take part in
+#: Pawelczyk et al.'s budgeted protocol.
+UNBUDGETED = ("ff", "iu")
+
+
+@dataclass(frozen=True)
+class Test:
+    """One column of the scorecard."""
+
+    key: str
+    label: str
+    group: str    # accuracy, population, per-sample, relearning, weights, poisoning
+    source: str   # seeds, shadows or poison: which rows (and which bootstrap) give its numbers
+    reads: str    # what the raw value is
+
+
+TESTS: tuple[Test, ...] = (
+    Test("forget_acc", "forget accuracy", "accuracy", "seeds", "accuracy on D_f"),
+    Test("retdev", "RetDev", "accuracy", "seeds", "|RR-1| + |FR-1| + |TR-1| against the retrained model"),
+    Test("mia_test", "loss-MIA", "population", "seeds", "logistic-regression attack on the loss, D_f vs D_t"),
+    Test("mia_entropy_test", "entropy-MIA", "population", "seeds",
+         "logistic-regression attack on the prediction entropy, D_f vs D_t"),
+    Test("ulira_accuracy", "U-LiRA accuracy", "per-sample", "shadows",
+         "balanced accuracy of the per-sample likelihood-ratio attack on unlearned shadows"),
+    Test("ulira_tpr", "U-LiRA TPR@1%FPR", "per-sample", "shadows", "U-LiRA's true-positive rate below 1% FPR"),
+    Test("rmia_auc", "RMIA AUC", "per-sample", "shadows", "AUC of offline RMIA on the same shadows"),
+    Test("neurips_f", "NeurIPS F", "per-sample", "shadows",
+         "NeurIPS 2023 forgetting quality (mean 2^-bin of the per-example epsilon)"),
+    Test("klom", "KLOM", "per-sample", "shadows",
+         "95th percentile over forget points of the binned KL of margins, unlearned vs oracle"),
+    Test("ks_distance", "forget quality (KS D)", "per-sample", "shadows",
+         "KS distance of per-sample mean phi on D_f, unlearned vs oracle (TOFU's forget quality is its p-value)"),
+    Test("relearn_acc", "relearning", "relearning", "seeds",
+         "forget accuracy after fine-tuning on the retain set alone (held-out part of D_f)"),
+    Test("l2_to_retrained", "verification error", "weights", "seeds", "L2 distance of the weights to the retrained model"),
+    Test("gus", "poison GUS", "poisoning", "poison",
+         "Gaussian Unlearning Score of the poisons after unlearning them within the budget"),
+)
+TEST_KEYS = tuple(t.key for t in TESTS)
+#: Tests whose failure, next to a passed population MIA, is a false sense of success.
+DEEPER_GROUPS = ("per-sample", "relearning", "poisoning")
+#: The population MIA whose pass the false sense of success is about (Pawelczyk et al.'s).
+POPULATION_TEST = "mia_test"
+
+
+ULIRA_MODES = ("online", "offline", "fixed_variance")
+
+
+def check_options(hparams_from: str = "shipped", deeper: str = "utility", ulira_mode: str = "fixed_variance",
+                  poison_budget: float = 0.1, n_boot: int = N_BOOT) -> None:
+    """One clear ``ValueError`` for a scorecard option outside what is allowed."""
+    if hparams_from not in ("shipped", "defaults"):
+        raise ValueError(f"hparams_from must be 'shipped' or 'defaults'; got {hparams_from!r}.")
+    if deeper not in ("utility", "all"):
+        raise ValueError(f"deeper must be 'utility' (the methods keeping their test accuracy) or 'all'; got {deeper!r}.")
+    if ulira_mode not in ULIRA_MODES:
+        raise ValueError(f"ulira_mode must be one of {', '.join(ULIRA_MODES)}; got {ulira_mode!r}.")
+    if not 0.0 < float(poison_budget) <= 1.0:
+        raise ValueError(f"poison_budget is a fraction of the training compute in (0, 1]; got {poison_budget!r}.")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
+        raise ValueError(f"n_boot must be an integer >= 10; got {n_boot!r}.")
+
+
+def test_of(key: str) -> Test:
+    for t in TESTS:
+        if t.key == key:
+            return t
+    raise ValueError(f"Unknown scorecard test {key!r}; allowed: {', '.join(TEST_KEYS)}.")
+
+
+# --------------------------------------------------------------------------- hyperparameters
+
+
+def hparams_for(setup, keys: Sequence[str], source: str = "shipped") -> dict[str, tuple[dict, str]]:
+    """``{method: (hparams, where they came from)}``: the package's shipped tuned entry for
+    ``setup`` where it has one (``source="shipped"``), else the defaults (``{}``)."""
+    from .hpo import shipped_entry
+
+    if source not in ("shipped", "defaults"):
+        raise ValueError(f"source must be 'shipped' or 'defaults'; got {source!r}.")
+    out: dict[str, tuple[dict, str]] = {}
+    for m in keys:
+        entry = shipped_entry(setup, m) if source == "shipped" and not registry.get(m).reference else None
+        if entry:
+            out[m] = (dict(entry["hparams"]),
+                      f"shipped ({entry['trials_per_seed']} trials x {len(entry['tuning_seeds'])} seed(s))")
+        else:
+            out[m] = ({}, "reference" if registry.get(m).reference else "defaults")
+    return out
+
+
+# --------------------------------------------------------------------------- full-data rows
+
+
+def unlearned_model(key: str, refs: ReferenceModels, splits: Splits, hparams: Mapping[str, Any]) -> nn.Module:
+    """The model :func:`~unlearnlib.studies.experiment.run_method` evaluates for ``key``: the
+    same data, seed and hyperparameters (deterministic on the CPU), so the relearning attack
+    sees the model whose row the scorecard reads."""
+    if key == "original":
+        return refs.original
+    if key == "retrain":
+        return refs.retrained
+    data = registry.UnlearnData.from_splits(splits, seed=refs.seed, model_name=refs.model_name,
+                                            init_state=refs.init_state, train_recipe=refs.recipe)
+    return registry.get(key)(refs.original, data, **dict(hparams))
+
+
+def relearning_row(setup, key: str, seed: int, hparams: Mapping[str, Any] | None = None,
+                   **attack: Any) -> dict[str, Any]:
+    """The relearning attack (:func:`~unlearnlib.evaluation.relearning.relearning_attack`,
+    its defaults unless ``attack`` says otherwise) on ``key``'s unlearned model of ``seed``;
+    cached. ``relearn_acc`` is the retain case's forget accuracy after the last step."""
+    m = registry.get(key)
+    hp = m.resolve_hparams(dict(hparams or {}), setup.scale)
+    spec = {**model_spec(setup.splits, setup.model, setup.recipe, seed), "method": key, "hparams": hp,
+            "attack": dict(sorted(attack.items())), "scorecard": SCORECARD_VERSION}
+
+    def compute() -> list[dict]:
+        refs = setup.refs(seed)
+        model = unlearned_model(key, refs, setup.splits, hp)
+        res = relearning_attack(model, refs.retrained, refs.original, setup.splits, **attack)
+        return [{**res.as_row(), "relearn_acc": res.retain.unlearned.after}]
+
+    return setup.store.rows("scorecard_relearn", spec, compute)[0]
+
+
+def utility_keepers(rows: pd.DataFrame, utility: float = UTILITY) -> list[str]:
+    """Non-reference methods whose mean test accuracy is at most ``utility`` below the
+    retrained model's (means over the seeds of ``rows``), in row order."""
+    ta = rows.groupby("method", sort=False)["test_acc"].mean()
+    if "retrain" not in ta.index:
+        raise ValueError("utility_keepers needs the retrain rows.")
+    return [m for m in ta.index if m not in REFERENCES and ta[m] >= ta["retrain"] - utility]
+
+
+def seed_rows(setup, keys: Sequence[str], seeds: Sequence[int], hparams: Mapping[str, tuple[dict, str]]
+              ) -> pd.DataFrame:
+    """One row per (method, seed): :meth:`~unlearnlib.studies.hpo.Setup.run` (accuracies,
+    RetDev, MIAs, verification error: cached rows, shared with every chapter that runs the
+    same method, seed and hyperparameters) and where the hyperparameters came from.
+    ``hparams`` as :func:`hparams_for` returns it."""
+    out = []
+    for seed in seeds:
+        for key in keys:
+            hp, source = hparams.get(key, ({}, "defaults"))
+            out.append({**setup.run(key, seed, hp), "hparams_source": source})
+    return pd.DataFrame(out)
+
+
+def with_relearning(rows: pd.DataFrame, setup, keys: Sequence[str], hparams: Mapping[str, tuple[dict, str]],
+                    **attack: Any) -> pd.DataFrame:
+    """``rows`` with ``relearn_acc`` (:func:`relearning_row`) for the methods in ``keys`` and
+    every seed of ``rows``; NaN for the other methods."""
+    acc = [relearning_row(setup, m, int(s), hparams.get(m, ({}, ""))[0], **attack)["relearn_acc"]
+           if m in keys else math.nan for m, s in zip(rows["method"], rows["seed"], strict=True)]
+    return rows.assign(relearn_acc=acc)
+
+
+# --------------------------------------------------------------------------- shadow tests
+
+
+def _pairs(res) -> dict[str, np.ndarray]:
+    """Scores and target columns of the game's positive and negative pairs."""
+    pr, pc = np.nonzero(res.positive)
+    nr, nc = np.nonzero(res.negative)
+    return {"pos": res.scores[pr, pc], "pos_col": pc, "neg": res.scores[nr, nc], "neg_col": nc}
+
+
+def per_target_means(shadows: ShadowSet, out: ShadowOutputs) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, mean phi over the rows that forgot each column): the statistic of
+    :func:`~unlearnlib.evaluation.forget_quality.forget_quality_on_shadows`."""
+    forget = shadows.forget_masks.numpy()
+    cols = np.nonzero(forget.any(0))[0]
+    f = forget[:, cols]
+    return cols, np.where(f, out.phi[:, cols], 0.0).sum(0) / f.sum(0)
+
+
+def evaluate_shadows(shadows: ShadowSet, out: ShadowOutputs, reference: ShadowOutputs,
+                     mode: str = "fixed_variance") -> dict[str, np.ndarray]:
+    """Everything the shadow tests need for one method's unlearned shadows ``out``, per pair,
+    example or target column, so that any resampling of the targets can be scored later
+    (:func:`shadow_values`).
+
+    U-LiRA (``mode``) and RMIA: the scores of the game's positive and negative pairs with
+    their target columns and the decision thresholds; NeurIPS: each forgotten example's H
+    and column; KLOM: the per-point values over the pool (NaN: not a forget point); forget
+    quality: the per-target mean phi of the unlearned and of the oracle rows (``reference``,
+    the models retrained without each row's forget set). The ``*_point`` scalars are the
+    library's own summaries, for the record.
+    """
+    u, r = ulira(shadows, out, mode=mode), rmia(shadows, out)
+    ns, kl = neurips_score(shadows, out, reference), klom_on_shadows(shadows, out, reference)
+    fq = forget_quality_on_shadows(shadows, out, reference)
+    cols, mu = per_target_means(shadows, out)
+    _, mr = per_target_means(shadows, reference)
+    arrays = {f"ulira_{k}": v for k, v in _pairs(u).items()}
+    arrays.update({f"rmia_{k}": v for k, v in _pairs(r).items()})
+    point = {"ulira_accuracy": u.metrics["accuracy"], "ulira_tpr": u.metrics["tpr_at_1pct_fpr"],
+             "rmia_auc": r.metrics["auc"], "neurips_f": ns.forgetting_quality, "klom": kl.summary["forget"]}
+    arrays.update({f"{k}_point": np.float64(v) for k, v in point.items()})
+    arrays.update({
+        "ulira_threshold": np.float64(u.metrics["threshold"]), "rmia_threshold": np.float64(r.metrics["threshold"]),
+        "neurips_h": ns.h, "neurips_col": np.nonzero(shadows.forget_masks.numpy().any(0))[0],
+        "klom": kl.values["forget"], "fq_col": cols, "fq_u": mu, "fq_r": mr,
+        "fq_pvalue": np.float64(fq.pvalue), "fq_statistic": np.float64(fq.statistic),
+        "test_acc": np.float64(out.test_acc.mean()), "forget_acc": np.float64(out.forget_acc.mean()),
+    })
+    return arrays
+
+
+def shadow_arrays(runner: ShadowRunner, key: str, hparams: Mapping[str, Any] | None = None,
+                  mode: str = "fixed_variance") -> dict[str, np.ndarray]:
+    """:func:`evaluate_shadows` of ``key``'s unlearned shadows (trained or read from the
+    store by ``runner``, with the oracles shared by every method), cached in the store."""
+    hp = {} if key in REFERENCES else registry.get(key).resolve_hparams(dict(hparams or {}), runner.scale)
+    spec = {**runner.spec, "method": key, "hparams": hp, "mode": mode, "scorecard": SCORECARD_VERSION}
+    return runner.store.arrays("scorecard_shadow", spec, lambda: evaluate_shadows(
+        runner.shadows, runner.outputs(key, hp), runner.outputs("retrained-reference"), mode))
+
+
+def weighted_roc(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: np.ndarray,
+                 low_fpr: float = LOW_FPR) -> tuple[np.ndarray, np.ndarray]:
+    """(AUC, TPR at FPR strictly below ``low_fpr``) of scores with weights, for B weightings at once.
+
+    ``pos_w`` (B, n_pos) and ``neg_w`` (B, n_neg) weigh each pair (a bootstrap's
+    multiplicities). The curve has one point per distinct score (ties form one step, no
+    point is dropped) from (0, 0); the AUC is its trapezoidal area, which counts a tied
+    positive-negative pair as 1/2 (as ``roc_auc_score``).
+    """
+    pos_w, neg_w = np.atleast_2d(pos_w).astype(float), np.atleast_2d(neg_w).astype(float)
+    s = np.r_[pos, neg]
+    order = np.argsort(-s, kind="stable")
+    s = s[order]
+    w = np.concatenate([pos_w, np.zeros_like(neg_w)], axis=1)[:, order]
+    v = np.concatenate([np.zeros_like(pos_w), neg_w], axis=1)[:, order]
+    ends = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # last index of each tie group
+    tp, fp = np.cumsum(w, axis=1)[:, ends], np.cumsum(v, axis=1)[:, ends]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = np.c_[np.zeros(len(tp)), tp / tp[:, -1:]]
+        fpr = np.c_[np.zeros(len(fp)), fp / fp[:, -1:]]
+    auc = np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2, axis=1)
+    low = np.where(fpr < low_fpr, tpr, -np.inf).max(axis=1)
+    return auc, low
+
+
+def ks_distance(u: np.ndarray, r: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Two-sample KS distance sup |F_u - F_r| where sample i of both sides has weight
+    ``weights[b, i]`` (B weightings; None: one, all ones). At unit weights this is
+    ``scipy.stats.ks_2samp(u, r).statistic``."""
+    u, r = np.asarray(u, float), np.asarray(r, float)
+    w = np.ones((1, len(u))) if weights is None else np.atleast_2d(weights).astype(float)
+    x = np.r_[u, r]
+    order = np.argsort(x, kind="stable")
+    x = x[order]
+    wu = np.concatenate([w, np.zeros_like(w)], axis=1)[:, order]
+    wr = np.concatenate([np.zeros_like(w), w], axis=1)[:, order]
+    ends = np.r_[np.nonzero(np.diff(x))[0], len(x) - 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fu = np.cumsum(wu, axis=1)[:, ends] / wu.sum(1, keepdims=True)
+        fr = np.cumsum(wr, axis=1)[:, ends] / wr.sum(1, keepdims=True)
+    return np.abs(fu - fr).max(axis=1)
+
+
+def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> np.ndarray:
+    """``np.percentile`` of ``values`` repeated ``weights[b]`` times, for each row b
+    (integer multiplicities, as a bootstrap draws them); NaN values are left out."""
+    values = np.asarray(values, float)
+    ok = np.isfinite(values)
+    out = np.full(len(weights), np.nan)
+    for b, wb in enumerate(np.atleast_2d(weights)):
+        rep = np.repeat(values[ok], wb[ok].astype(int))
+        if len(rep):
+            out[b] = np.percentile(rep, q)
+    return out
+
+
+def shadow_values(arrays: Mapping[str, np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The shadow tests' values under B target weightings ``weights`` (B, pool columns).
+
+    Each pair, example or point carries the weight of its target column, so a row of
+    bootstrap counts gives the tests of that resample and a row of ones the point values.
+    """
+    W = np.atleast_2d(np.asarray(weights, float))
+    out: dict[str, np.ndarray] = {}
+    pw, nw = W[:, arrays["ulira_pos_col"]], W[:, arrays["ulira_neg_col"]]
+    thr = float(arrays["ulira_threshold"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["ulira_accuracy"] = 0.5 * ((pw * (arrays["ulira_pos"] > thr)).sum(1) / pw.sum(1)
+                                       + (nw * (arrays["ulira_neg"] <= thr)).sum(1) / nw.sum(1))
+    _, out["ulira_tpr"] = weighted_roc(arrays["ulira_pos"], pw, arrays["ulira_neg"], nw)
+    out["rmia_auc"], _ = weighted_roc(arrays["rmia_pos"], W[:, arrays["rmia_pos_col"]],
+                                      arrays["rmia_neg"], W[:, arrays["rmia_neg_col"]])
+    hw = W[:, arrays["neurips_col"]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["neurips_f"] = (hw * arrays["neurips_h"]).sum(1) / hw.sum(1)
+    out["klom"] = weighted_percentile(arrays["klom"], W, 95.0)
+    out["ks_distance"] = ks_distance(arrays["fq_u"], arrays["fq_r"], W[:, arrays["fq_col"]])
+    return out
+
+
+# --------------------------------------------------------------------------- poisoning
+
+
+@dataclass(frozen=True)
+class PoisonSetting:
+    """Pawelczyk et al. 2024's setting as the poisoning chapter runs it (mnist5k with
+    standardised pixels, an MLP: the embedded setting where the Gaussian test has power)."""
+
+    dataset: str = "mnist5k"
+    model: str = "mlp"
+    attack: str = "gaussian"
+    fraction: float = 0.02
+    params: tuple[tuple[str, Any], ...] = (("eps", 1.0),)
+    epochs: int = 20
+    budget: float = 0.10
+
+
+def poison_clean_splits(setting: PoisonSetting, data_root: str | None = None, device: str = "cpu") -> Splits:
+    """The clean splits of the poisoning chapter: pixels standardised by the training mean and std."""
+    from ..data import load_raw, make_splits, resolve_device
+
+    raw = load_raw(setting.dataset, data_root)
+    mean, std = raw.x_train.mean(), raw.x_train.std()
+    raw = dataclasses.replace(raw, x_train=(raw.x_train - mean) / std, x_test=(raw.x_test - mean) / std)
+    return make_splits(raw, "fraction:0.02").to(resolve_device(device))
+
+
+def poison_rows(store: Store, clean: Splits, setting: PoisonSetting, keys: Sequence[str],
+                seeds: Sequence[int]) -> pd.DataFrame:
+    """Per (method, seed): the attack's metric (``gus`` for the Gaussian attack) and test
+    accuracy after unlearning the poisons at ``setting.budget`` of the training compute,
+    methods at their defaults (cached). ``original`` is the poisoned model, ``retrain`` the
+    model retrained without the poisons; poison draw and model seed are both ``seed``."""
+    bad = [k for k in keys if k in UNBUDGETED]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} cannot be held to a compute budget; leave them out (UNBUDGETED).")
+    if setting.attack in ("targeted", "indiscriminate"):
+        raise ValueError(f"The scorecard runs attacks without a surrogate model; got {setting.attack!r}.")
+    return pd.DataFrame([r for seed in seeds for r in _poison_seed(store, clean, setting, keys, seed)])
+
+
+def _poison_seed(store: Store, clean: Splits, setting: PoisonSetting, keys: Sequence[str], seed: int) -> list[dict]:
+    from ..evaluation import accuracy
+    from ..poisoning import METRICS, attack_metric, budget_sample_grads, cached_poison_splits
+    from ..training import default_recipe, train_reference_models
+    from .experiment import timed_unlearn
+
+    recipe = default_recipe(setting.dataset).with_(epochs=setting.epochs)
+    splits, info = cached_poison_splits(store, clean, setting.attack, setting.fraction, seed=seed,
+                                        **dict(setting.params))
+    refs = train_reference_models(splits, setting.model, seed, recipe, store, show_progress=False)
+    base = {**model_spec(splits, setting.model, recipe, seed), "budget": setting.budget,
+            "scorecard": SCORECARD_VERSION}
+    grads = budget_sample_grads(recipe, len(splits.train), setting.budget)
+
+    def compute(key: str) -> list[dict]:
+        if key in REFERENCES:
+            model = refs.original if key == "original" else refs.retrained
+        else:
+            data = registry.UnlearnData.from_splits(splits, seed=seed, model_name=setting.model,
+                                                    init_state=refs.init_state, train_recipe=recipe,
+                                                    max_sample_grads=grads)
+            model, _ = timed_unlearn(registry.get(key), refs.original, data)
+        return [{"metric": attack_metric(model, info, splits)[METRICS[setting.attack]],
+                 "test_acc": accuracy(model, splits.test)}]
+
+    rows = []
+    for key in keys:
+        spec = {**base, "method": key, "hparams": registry.get(key).defaults}
+        r = store.rows("scorecard_poison", spec, lambda key=key: compute(key))[0]
+        rows.append({"method": key, "seed": seed, "gus": r["metric"], "poison_test_acc": r["test_acc"]})
+    return rows
+
+
+# --------------------------------------------------------------------------- the bootstrap
+
+
+@dataclass
+class Draws:
+    """Raw values of every test under B + 1 draws (row 0: the point estimate).
+
+    ``values[test]`` and ``test_acc`` / ``poison_acc`` are (B + 1, methods); a method
+    without a test has NaN there.
+    """
+
+    methods: list[str]
+    values: dict[str, np.ndarray]
+    test_acc: np.ndarray
+    poison_acc: np.ndarray
+    n_seeds: int
+    n_poison_seeds: int
+    n_targets: int
+
+    @property
+    def n_boot(self) -> int:
+        return len(self.test_acc) - 1
+
+    def col(self, method: str) -> int:
+        return self.methods.index(method)
+
+
+def _seed_means(df: pd.DataFrame, columns: Sequence[str], methods: list[str], picks: np.ndarray
+                ) -> dict[str, np.ndarray]:
+    """Per column: (B + 1, methods) means over the seeds of each draw (row 0: all seeds)."""
+    out = {}
+    for c in columns:
+        table = df.pivot_table(index="seed", columns="method", values=c, aggfunc="mean", dropna=False)
+        a = table.reindex(columns=methods).to_numpy(float)
+        with np.errstate(invalid="ignore"), _quiet():
+            out[c] = np.r_[np.nanmean(a, axis=0)[None, :], np.nanmean(a[picks], axis=1)]
+    return out
+
+
+class _quiet:
+    """Silence numpy's "mean of empty slice" for methods without a test."""
+
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+#: The target columns of the shadow tests' pairs, examples and samples.
+_COLUMNS = ("ulira_pos_col", "ulira_neg_col", "rmia_pos_col", "rmia_neg_col", "neurips_col", "fq_col")
+
+
+def bootstrap_values(rows: pd.DataFrame, shadow: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                     poison: pd.DataFrame | None = None, n_targets: int | None = None,
+                     n_boot: int = N_BOOT, seed: int = 0) -> Draws:
+    """Every test's raw values under the joint bootstrap (module docstring).
+
+    ``rows``: full-data rows (:func:`seed_rows`); ``shadow``: ``{method: shadow_arrays}``
+    (methods without shadows get NaN there), ``n_targets`` the shadow pool's size (default:
+    read from the arrays); the targets resampled are every column any shadow test uses;
+    ``poison``: :func:`poison_rows`. Methods are those of ``rows``, in order.
+    """
+    methods = list(dict.fromkeys(rows["method"]))
+    if not set(REFERENCES) <= set(methods):
+        raise ValueError(f"The scorecard needs the reference rows {REFERENCES}; got methods {methods}.")
+    rng = np.random.default_rng(seed)
+    seeds = sorted(rows["seed"].unique())
+    picks = rng.integers(0, len(seeds), (n_boot, len(seeds)))
+    seed_tests = [t.key for t in TESTS if t.source == "seeds"]
+    d = rows.assign(seed=rows["seed"].map({s: i for i, s in enumerate(seeds)}))
+    means = _seed_means(d, [*seed_tests, "test_acc"], methods, picks)
+    values = {k: means[k] for k in seed_tests}
+    B1 = n_boot + 1
+    for t in (t.key for t in TESTS if t.source == "shadows"):
+        values[t] = np.full((B1, len(methods)), np.nan)
+    if shadow:
+        if n_targets is None:
+            n_targets = max(len(a["klom"]) for a in shadow.values())
+        targets = np.unique(np.concatenate([a[c] for a in shadow.values() for c in _COLUMNS]
+                                           + [np.nonzero(np.isfinite(a["klom"]))[0] for a in shadow.values()]))
+        W = np.zeros((B1, n_targets))
+        W[0, targets] = 1.0
+        for b in range(1, B1):
+            W[b, targets] = np.bincount(rng.integers(0, len(targets), len(targets)), minlength=len(targets))
+        for m, arrays in shadow.items():
+            if m in methods:
+                for k, v in shadow_values(arrays, W).items():
+                    values[k][:, methods.index(m)] = v
+    poison_acc = np.full((B1, len(methods)), np.nan)
+    values["gus"] = np.full((B1, len(methods)), np.nan)
+    n_poison = 0
+    if poison is not None and len(poison):
+        ps = sorted(poison["seed"].unique())
+        n_poison = len(ps)
+        pp = rng.integers(0, len(ps), (n_boot, len(ps)))
+        pd_ = poison.assign(seed=poison["seed"].map({s: i for i, s in enumerate(ps)}))
+        pm = _seed_means(pd_, ["gus", "poison_test_acc"], methods, pp)
+        values["gus"], poison_acc = pm["gus"], pm["poison_test_acc"]
+    return Draws(methods, values, means["test_acc"], poison_acc, len(seeds), n_poison,
+                 0 if not shadow else len(targets))
+
+
+# --------------------------------------------------------------------------- normalise and read
+
+
+def normalise(values: np.ndarray, original: int, retrained: int) -> np.ndarray:
+    """(v - v_original) / (v_retrained - v_original) per row: 0 = original, 1 = retrained.
+
+    ``values`` is (draws, methods); ``original`` and ``retrained`` are column indices. A
+    row whose two references coincide (no gap) gives NaN.
+    """
+    v = np.asarray(values, float)
+    o, r = v[:, [original]], v[:, [retrained]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(r != o, (v - o) / (r - o), np.nan)
+
+
+def resolved_gaps(draws: Draws, level: float = 0.95) -> dict[str, bool]:
+    """Per test: whether the retrained-minus-original gap has a ``level`` bootstrap
+    interval that excludes 0 (one draw only: whether the gap is non-zero)."""
+    o, r = draws.col("original"), draws.col("retrain")
+    out = {}
+    for k, v in draws.values.items():
+        gap = v[:, r] - v[:, o]
+        if not np.isfinite(gap[0]) or gap[0] == 0:
+            out[k] = False
+            continue
+        g = gap[1:][np.isfinite(gap[1:])]
+        if len(g) == 0:
+            out[k] = True
+            continue
+        lo, hi = np.quantile(g, [(1 - level) / 2, (1 + level) / 2])
+        out[k] = bool(lo > 0 or hi < 0)
+    return out
+
+
+def scores(draws: Draws, resolved: Mapping[str, bool] | None = None) -> dict[str, np.ndarray]:
+    """Normalised scores per test, (draws, methods); NaN for an unresolved test."""
+    resolved = resolved_gaps(draws) if resolved is None else resolved
+    o, r = draws.col("original"), draws.col("retrain")
+    return {k: normalise(v, o, r) if resolved.get(k, False) else np.full(v.shape, np.nan)
+            for k, v in draws.values.items()}
+
+
+def utility_mask(test_acc: np.ndarray, retrained: int, utility: float = UTILITY) -> np.ndarray:
+    """(draws, methods): whether each method's test accuracy is at most ``utility`` below
+    the retrained model's (column ``retrained``). NaN accuracies count as lost."""
+    ta = np.asarray(test_acc, float)
+    with np.errstate(invalid="ignore"):
+        return ta >= ta[:, [retrained]] - utility
+
+
+@dataclass
+class Reading:
+    """Pass/fail of every (draw, method, test): ``passed`` is True/False where ``known``.
+
+    ``resolved`` (tests,) marks the tests that can read anything (a resolved gap); an
+    unresolved test is known for no method and counts nowhere.
+    """
+
+    methods: list[str]
+    tests: list[str]
+    passed: np.ndarray    # (draws, methods, tests) bool
+    known: np.ndarray     # (draws, methods, tests) bool
+    utility: np.ndarray   # (draws, methods) bool
+    resolved: np.ndarray  # (tests,) bool
+
+
+def classify(score: Mapping[str, np.ndarray], utility: np.ndarray, methods: Sequence[str],
+             tests: Sequence[str] | None = None, tol: float = TOL,
+             poison_utility: np.ndarray | None = None) -> Reading:
+    """Pass (|s - 1| <= ``tol``) or fail per draw, method and test.
+
+    A test is resolved when any of its scores is finite (:func:`scores` gives an unresolved
+    test NaN everywhere). On a resolved test, a method without its utility (``utility``
+    False) fails, whether the test ran for it or not (the book's rule); a method that keeps
+    it passes or fails by its score, and is unknown where the test did not run for it.
+    ``poison_utility`` (optional, (draws, methods)) applies the same rule to the poisoning
+    test with the poisoning setting's own test accuracy, where that test ran.
+    """
+    tests = list(tests or [k for k in TEST_KEYS if k in score])
+    s = np.stack([np.asarray(score[k], float) for k in tests], axis=-1)
+    finite = np.isfinite(s)
+    resolved = finite.any(axis=(0, 1))
+    with np.errstate(invalid="ignore"):
+        close = np.abs(s - 1.0) <= tol
+    keeps = np.repeat(np.asarray(utility, bool)[..., None], len(tests), axis=-1)
+    if poison_utility is not None and "gus" in tests:
+        j = tests.index("gus")
+        keeps[..., j] &= np.asarray(poison_utility, bool) | ~finite[..., j]
+    passed = keeps & finite & close & resolved
+    known = (finite | ~keeps) & resolved
+    return Reading(list(methods), tests, passed, known, np.asarray(utility, bool), resolved)
+
+
+def _deeper(tests: Sequence[str]) -> list[int]:
+    return [i for i, k in enumerate(tests) if test_of(k).group in DEEPER_GROUPS]
+
+
+def passes_every_test(reading: Reading) -> np.ndarray:
+    """(draws, methods): keeps its utility and passes every resolved test; a resolved test
+    that did not run for the method counts as not passed (nothing shows it passes)."""
+    r = reading.resolved
+    return reading.utility & reading.passed[..., r].all(-1)
+
+
+def false_sense(reading: Reading, population: str = POPULATION_TEST) -> np.ndarray:
+    """(draws, methods): keeps its utility, passes ``population`` and fails a known
+    per-sample, relearning or poisoning test (:data:`DEEPER_GROUPS`)."""
+    p = reading.tests.index(population)
+    deep = _deeper(reading.tests)
+    failed = (reading.known & ~reading.passed)[..., deep].any(-1)
+    return reading.utility & reading.passed[..., p] & failed
+
+
+def _non_reference(methods: Sequence[str]) -> np.ndarray:
+    return np.array([m not in REFERENCES for m in methods])
+
+
+# --------------------------------------------------------------------------- rankings
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b of two score lists over the same items (NaN pairs dropped; NaN when
+    fewer than 3 items remain or one list is constant)."""
+    from scipy.stats import kendalltau
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return math.nan
+    return float(kendalltau(a[ok], b[ok]).statistic)
+
+
+def distance_to_retrained(score: Mapping[str, np.ndarray], methods: Sequence[str] | None = None,
+                          row: int = 0) -> pd.DataFrame:
+    """|s - 1| of every method (rows, named by ``methods``) and test (columns) in draw
+    ``row``: 0 = like retraining. A test ranks the methods by it."""
+    return pd.DataFrame({k: np.abs(np.asarray(v, float)[row] - 1.0) for k, v in score.items()},
+                        index=None if methods is None else list(methods))
+
+
+def ranking_distances(score: Mapping[str, np.ndarray], reading: Reading) -> pd.DataFrame:
+    """:func:`distance_to_retrained` of the methods that keep their utility (point estimate,
+    references left out: they sit at 0 and 1 by construction) on the resolved tests."""
+    d = distance_to_retrained(score, reading.methods)
+    keep = [m for j, m in enumerate(reading.methods) if reading.utility[0, j] and m not in REFERENCES]
+    return d.loc[keep, [t for t, ok in zip(reading.tests, reading.resolved, strict=True) if ok]]
+
+
+def kendall_matrix(distance: pd.DataFrame) -> pd.DataFrame:
+    """Kendall's tau between the rankings of methods (rows of ``distance``) by each pair of
+    tests (columns); 1 = the same order, -1 = reversed."""
+    cols = list(distance.columns)
+    out = pd.DataFrame(np.nan, index=cols, columns=cols)
+    for i, a in enumerate(cols):
+        for b in cols[i:]:
+            out.loc[a, b] = out.loc[b, a] = kendall_tau(distance[a], distance[b])
+    return out
+
+
+# --------------------------------------------------------------------------- tidy results
+
+
+def _interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    x = np.asarray(x, float)[1:]
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return math.nan, math.nan
+    lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def scorecard_frame(draws: Draws, score: Mapping[str, np.ndarray], reading: Reading,
+                    sources: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One tidy row per (method, test): raw value and score with their 95% intervals, and
+    the reading (pass / fail / unknown / unresolved)."""
+    resolved = dict(zip(reading.tests, reading.resolved.tolist(), strict=True))
+    rows = []
+    for j, m in enumerate(draws.methods):
+        for t_i, k in enumerate(reading.tests):
+            v, s = draws.values[k][:, j], score[k][:, j]
+            known, ok = reading.known[0, j, t_i], reading.passed[0, j, t_i]
+            state = ("unresolved" if not resolved[k] else "pass" if ok else "fail" if known else "not run")
+            rows.append({"method": m, "test": k, "label": test_of(k).label, "group": test_of(k).group,
+                         "value": float(v[0]), "value_low": _interval(v)[0], "value_high": _interval(v)[1],
+                         "score": float(s[0]), "score_low": _interval(s)[0], "score_high": _interval(s)[1],
+                         "reading": state, "keeps_utility": bool(reading.utility[0, j]),
+                         "test_acc": float(draws.test_acc[0, j]),
+                         "hparams": (sources or {}).get(m, "")})
+    return pd.DataFrame(rows)
+
+
+def summaries(draws: Draws, reading: Reading) -> pd.DataFrame:
+    """Per method (point estimate and share of draws): keeps utility, passes every test, false
+    sense of success, and which tests it fails."""
+    every, false = passes_every_test(reading), false_sense(reading)
+    out = []
+    for j, m in enumerate(draws.methods):
+        fails = [test_of(k).label for i, k in enumerate(reading.tests)
+                 if reading.known[0, j, i] and not reading.passed[0, j, i]]
+        out.append({"method": m, "keeps utility": bool(reading.utility[0, j]),
+                    "passes every test": bool(every[0, j]), "share of draws (every test)": float(every[1:, j].mean()),
+                    "false sense of success": bool(false[0, j]), "share of draws (false sense)": float(false[1:, j].mean()),
+                    "fails": ", ".join(fails) if reading.utility[0, j] else "every test (utility lost)"})
+    return pd.DataFrame(out).set_index("method")
+
+
+# --------------------------------------------------------------------------- verdicts
+
+PAWELCZYK = "Pawelczyk et al. 2024; Hayes et al. 2024"
+BOOK = "this book (the scorecard)"
+
+
+def _evidence(stat: np.ndarray, n_seeds: int, threshold: float, holds_above: bool) -> vd.Evidence:
+    lo, hi = _interval(stat)
+    return vd.Evidence(vd.side(lo, hi, threshold, holds_above), float(stat[0]), lo, hi, n_seeds)
+
+
+def scorecard_verdicts(draws: Draws, reading: Reading, budget: str, chapter: str = "scorecard") -> list[vd.Verdict]:
+    """The scorecard's claims as verdicts (:func:`unlearnlib.studies.verdicts.decide`), from
+    the joint bootstrap: the number of methods with a false sense of success (holds when
+    the interval lies above 1/2, i.e. at least one in 97.5% of the draws) and the number
+    passing every test (the claim "none does" holds when the interval lies below 1/2)."""
+    nonref = _non_reference(draws.methods)
+    fs = false_sense(reading)[:, nonref].sum(1).astype(float)
+    ev = passes_every_test(reading)[:, nonref].sum(1).astype(float)
+    deep = ", ".join(test_of(k).label for k in reading.tests if test_of(k).group in DEEPER_GROUPS)
+    util = f"methods losing more than {UTILITY:.0%} test accuracy against retraining pass no test"
+    return [
+        vd.decide(
+            "Population MIAs give a false sense of success", PAWELCZYK, chapter,
+            f"at least one method passes the population loss-MIA (normalised score within {TOL} of the retrained "
+            f"model's 1) and fails a per-sample, relearning or poisoning test ({deep}); {util}",
+            "number of methods passing the loss-MIA and failing a deeper test", 0.5,
+            _evidence(fs, draws.n_seeds, 0.5, True), None, budget),
+        vd.decide(
+            "No unlearning method passes every test", BOOK, chapter,
+            f"no method (references aside) has every resolved test within {TOL} of the retrained model's score; {util}",
+            "number of methods passing every test", 0.5, _evidence(ev, draws.n_seeds, 0.5, False), None, budget),
+    ]
+
+
+# --------------------------------------------------------------------------- counts
+
+
+def training_counts(n_seeds: int, n_methods: int, n_relearn: int, k: int, n_shadow_methods: int,
+                    n_poison_seeds: int, n_poison_methods: int, shadow_tests: int = 5, oracle_tests: int = 3,
+                    seed_tests: int = 5) -> pd.DataFrame:
+    """Models trained (from scratch) and unlearning runs, with the store's sharing and without it.
+
+    With sharing: per seed an original and a retrained model, one unlearning per method, and
+    for the relearning attack one more unlearning per relearned method (rows do not keep
+    models); one shadow set of ``k`` originals, ``k`` oracles and ``k`` retrained shadows,
+    ``k`` unlearnings per shadowed method (``n_shadow_methods`` excludes the references);
+    per poisoning seed a poisoned and a retrained model and one unlearning per method.
+    Without sharing, each of the ``seed_tests`` full-data tests and the relearning attack
+    trains its own models, and each of the ``shadow_tests`` shadow attacks (U-LiRA, RMIA,
+    NeurIPS, KLOM, forget quality) its own shadows, ``oracle_tests`` of them (NeurIPS, KLOM,
+    forget quality) with their own oracles.
+    Counts exclude the relearning attack's own short fine-tunings (4 per method and seed).
+    """
+    shadow_base = 3 * k  # originals, retrained shadows and oracles
+    with_sharing = {
+        "full-data models (seeds)": (2 * n_seeds, n_seeds * (n_methods + n_relearn)),
+        "shadow models": (shadow_base, k * n_shadow_methods),
+        "poisoning models": (2 * n_poison_seeds, n_poison_seeds * n_poison_methods),
+    }
+    without = {
+        "full-data models (seeds)": ((seed_tests + 1) * 2 * n_seeds, n_seeds * (seed_tests * n_methods + n_relearn)),
+        "shadow models": ((2 * shadow_tests + oracle_tests) * k, shadow_tests * k * n_shadow_methods),
+        "poisoning models": (2 * n_poison_seeds, n_poison_seeds * n_poison_methods),
+    }
+    rows = [{"models": what, "trained, shared": a, "unlearning runs, shared": b,
+             "trained, without sharing": without[what][0], "unlearning runs, without sharing": without[what][1]}
+            for what, (a, b) in with_sharing.items()]
+    df = pd.DataFrame(rows).set_index("models")
+    df.loc["total"] = df.sum()
+    return df
+
+
+# --------------------------------------------------------------------------- presenting
+
+#: Colours on the normalised scale: dark red below the original, red at it, green at the
+#: retrained model, blue beyond it (over-forgetting), grey where a test cannot read.
+SCALE_RANGE = (-1.0, 3.0)
+COLORSCALE = [[0.0, "#67001f"], [0.25, "#d6604d"], [0.5, "#1a9850"], [0.75, "#4393c3"], [1.0, "#053061"]]
+GREY = "#d9d9d9"
+
+
+def cell_color(score: float) -> str:
+    """The heatmap's colour of a normalised score (grey when NaN), for the HTML table."""
+    from plotly.colors import sample_colorscale
+
+    if not np.isfinite(score):
+        return GREY
+    lo, hi = SCALE_RANGE
+    return sample_colorscale(COLORSCALE, [float(np.clip((score - lo) / (hi - lo), 0.0, 1.0))])[0]
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "–" if not np.isfinite(x) else f"{x:.{digits}g}"
+
+
+def _hover(r: Mapping[str, Any]) -> str:
+    return (f"{r['method']} · {r['label']}<br>raw {_fmt(r['value'])} [{_fmt(r['value_low'])}, {_fmt(r['value_high'])}]"
+            f"<br>score {_fmt(r['score'], 2)} [{_fmt(r['score_low'], 2)}, {_fmt(r['score_high'], 2)}]"
+            f" (0 = original, 1 = retrained)<br>{r['reading']}" + ("" if r["keeps_utility"] else " (utility lost)"))
+
+
+def heatmap_figure(frame: pd.DataFrame, title: str = "The scorecard"):
+    """Methods as rows, tests as columns, each cell the normalised score (0 = original,
+    1 = retrained) with its interval and raw value in the hover text; a tick marks a pass."""
+    import plotly.graph_objects as go
+
+    methods = list(dict.fromkeys(frame["method"]))
+    tests = list(dict.fromkeys(frame["test"]))
+    labels = [test_of(t).label for t in tests]
+    f = frame.set_index(["method", "test"])
+    z = [[f.loc[(m, t), "score"] for t in tests] for m in methods]
+    text = [[("✓ " if f.loc[(m, t), "reading"] == "pass" else "") + _fmt(f.loc[(m, t), "score"], 2)
+             if f.loc[(m, t), "reading"] != "unresolved" else "n/r" for t in tests] for m in methods]
+    hover = [[_hover(f.loc[(m, t)].to_dict() | {"method": m}) for t in tests] for m in methods]
+    util = frame.drop_duplicates("method").set_index("method")["keeps_utility"]
+    ylabels = [m if util[m] or m in REFERENCES else f"{m} ✗TA" for m in methods]
+    lo, hi = SCALE_RANGE
+    fig = go.Figure(go.Heatmap(
+        z=np.clip(np.array(z, float), lo, hi), x=labels, y=ylabels, text=text, texttemplate="%{text}",
+        hovertext=hover, hoverinfo="text", colorscale=COLORSCALE, zmin=lo, zmax=hi, xgap=1, ygap=1,
+        colorbar=dict(title="score", tickvals=[-1, 0, 1, 2, 3],
+                      ticktext=["-1", "0 original", "1 retrained", "2", "3"])))
+    fig.update_layout(title=title, template="plotly_white", plot_bgcolor=GREY,
+                      height=max(420, 26 * len(methods) + 160), yaxis=dict(autorange="reversed"),
+                      xaxis=dict(side="top", tickangle=-35), margin=dict(t=150))
+    return fig
+
+
+def kendall_figure(tau: pd.DataFrame):
+    """Kendall's tau between the tests' rankings of the methods."""
+    import plotly.graph_objects as go
+
+    labels = [test_of(t).label for t in tau.columns]
+    z = tau.to_numpy(float)
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu",
+                               text=[[_fmt(v, 2) for v in row] for row in z], texttemplate="%{text}",
+                               colorbar=dict(title="tau")))
+    fig.update_layout(title="How the tests agree: Kendall's tau between their rankings of the methods",
+                      template="plotly_white", height=560, yaxis=dict(autorange="reversed"),
+                      xaxis=dict(tickangle=-35))
+    return fig
+
+
+_SORT_JS = """(function(){var t=document.getElementById('%s');if(!t)return;
+var hs=t.tHead.rows[0].cells;for(var i=0;i<hs.length;i++){(function(i){hs[i].style.cursor='pointer';
+hs[i].onclick=function(){var b=t.tBodies[0],rs=Array.prototype.slice.call(b.rows),d=hs[i].dataset.dir==='a'?'d':'a';
+hs[i].dataset.dir=d;rs.sort(function(x,y){var p=x.cells[i].dataset.v,q=y.cells[i].dataset.v;
+var u=parseFloat(p),v=parseFloat(q),c=(isNaN(u)||isNaN(v))?String(p).localeCompare(String(q)):u-v;
+return d==='a'?c:-c;});rs.forEach(function(r){b.appendChild(r);});};})(i);}})();"""
+
+
+def html_table(frame: pd.DataFrame, table_id: str = "unlearnlib-scorecard") -> str:
+    """The scorecard as a sortable HTML table (click a header) whose cells are coloured by
+    the normalised score, the raw value shown and its interval and score in the tooltip;
+    static HTML plus one inline script, so it works in the built book without a kernel."""
+    methods = list(dict.fromkeys(frame["method"]))
+    tests = list(dict.fromkeys(frame["test"]))
+    f = frame.set_index(["method", "test"])
+    first = frame.drop_duplicates("method").set_index("method")
+    head = ["<th data-dir=''>method</th>", "<th>hyperparameters</th>", "<th>test accuracy</th>"] + [
+        f"<th title='{html.escape(test_of(t).reads)}'>{html.escape(test_of(t).label)}</th>" for t in tests]
+    body = []
+    for m in methods:
+        ta = first.loc[m, "test_acc"]
+        cells = [f"<td data-v='{html.escape(m)}'><b>{html.escape(m)}</b></td>",
+                 f"<td data-v='{html.escape(str(first.loc[m, 'hparams']))}'>{html.escape(str(first.loc[m, 'hparams']))}</td>",
+                 f"<td data-v='{ta:.6g}' style='background:{'#ffffff' if first.loc[m, 'keeps_utility'] or m in REFERENCES else '#f4a582'}'>"
+                 f"{ta:.3f}</td>"]
+        for t in tests:
+            r = f.loc[(m, t)].to_dict() | {"method": m}
+            tip = html.escape(_hover(r).replace("<br>", "\n"), quote=True)
+            sort = r["score"] if np.isfinite(r["score"]) else -1e9
+            mark = "✓ " if r["reading"] == "pass" else ""
+            cells.append(f"<td data-v='{sort:.6g}' title='{tip}' style='background:{cell_color(r['score'])};"
+                         f"text-align:right'>{mark}{_fmt(r['value'])}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f"<div style='overflow-x:auto'><table id='{table_id}' class='dataframe' style='font-size:0.85em;"
+            f"border-collapse:collapse'><thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(body)}</tbody>"
+            f"</table></div><script>{_SORT_JS % table_id}</script>")
+
+
+def markdown_table(frame: pd.DataFrame, column: str = "score", digits: int = 2) -> str:
+    """Methods x tests as a Markdown table of ``column`` (score or value), a tick on passes."""
+    methods = list(dict.fromkeys(frame["method"]))
+    tests = list(dict.fromkeys(frame["test"]))
+    f = frame.set_index(["method", "test"])
+    lines = ["| method | TA | " + " | ".join(test_of(t).label for t in tests) + " |",
+             "|---" * (len(tests) + 2) + "|"]
+    for m in methods:
+        cells = []
+        for t in tests:
+            r = f.loc[(m, t)]
+            cells.append("n/r" if r["reading"] == "unresolved" else
+                         ("✓" if r["reading"] == "pass" else "") + _fmt(r[column], digits))
+        lines.append(f"| {m} | {f.loc[(m, tests[0]), 'test_acc']:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def hparams_text(hp: Mapping[str, tuple[dict, str]]) -> pd.DataFrame:
+    """Where each method's hyperparameters came from, and the values given (empty: defaults)."""
+    return pd.DataFrame([{"method": m, "from": src, "hyperparameters": canonical_json(h) if h else "defaults"}
+                         for m, (h, src) in hp.items()]).set_index("method")
+
+
+__all__ = [
+    "SCORECARD_VERSION", "REFERENCES", "UTILITY", "TOL", "N_BOOT", "UNBUDGETED", "Test", "TESTS", "TEST_KEYS",
+    "DEEPER_GROUPS", "POPULATION_TEST", "ULIRA_MODES", "check_options", "test_of", "hparams_for", "unlearned_model", "relearning_row",
+    "utility_keepers", "seed_rows", "with_relearning", "per_target_means", "evaluate_shadows", "shadow_arrays", "weighted_roc", "ks_distance",
+    "weighted_percentile", "shadow_values", "PoisonSetting", "poison_clean_splits", "poison_rows", "Draws",
+    "bootstrap_values", "normalise", "resolved_gaps", "scores", "utility_mask", "Reading", "classify",
+    "passes_every_test", "false_sense", "kendall_tau", "distance_to_retrained", "ranking_distances", "kendall_matrix",
+    "scorecard_frame", "summaries", "scorecard_verdicts", "training_counts", "cell_color", "heatmap_figure",
+    "kendall_figure", "html_table", "markdown_table", "hparams_text",
+]
