@@ -7,6 +7,7 @@ import contextlib
 import math
 import multiprocessing
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -34,11 +35,13 @@ SPACE = {
 }
 
 
-def synthetic(calls: list, interrupt_at: int | None = None):
-    """A closed-form 'method': metrics move with the hyperparameters; counts its calls."""
+def synthetic(calls: list, interrupt_at: int | None = None, delay: float = 0.0):
+    """A closed-form 'method': metrics move with the hyperparameters; counts its calls.
+    ``delay`` seconds per call stand in for a trial's work (so concurrent tuners overlap)."""
 
     def evaluate(hp: dict) -> dict:
         calls.append(dict(hp))
+        time.sleep(delay)
         if interrupt_at is not None and len(calls) == interrupt_at:
             raise KeyboardInterrupt
         return {"retain_acc": 1 - hp["alpha"] / 10, "forget_acc": 0.75 + math.log10(hp["lr"]) / 50,
@@ -216,7 +219,10 @@ def test_sampler_is_seeded_by_the_model_seed(tmp_path):
 
 def _tuner(root: str, n_trials: int, barrier, out) -> None:
     barrier.wait()  # start together, on a fresh store
-    out.put(run(Path(root), [], n_trials, enqueue=[DEFAULTS]))
+    # 0.3 s a trial: without it one tuner can finish all trials of the closed-form objective
+    # before the other has opened the study (seen on an idle machine), and the test would
+    # not exercise two tuners at once
+    out.put(run(Path(root), [], n_trials, enqueue=[DEFAULTS], delay=0.3))
 
 
 def test_two_tuners_on_one_study_reach_exactly_the_requested_count(tmp_path):

@@ -328,8 +328,8 @@ def test_damaged_entry_in_a_run_is_recomputed(clean, tmp_path, kind, match, dama
     assert Store(store).verify() == {}
 
 
-def _start(store: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "unlearnlib", *RUN, "--store", str(store)],
+def _start(store: Path, args: list[str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "unlearnlib", *(args or RUN), "--store", str(store)],
                             cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -358,7 +358,9 @@ def test_sigkill_after_first_result_then_rerun_gives_uninterrupted_rows(clean, t
 
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     store = tmp_path / "store"
-    proc = _start(store)
+    # eight seeds: after the first checkpoint appears there is still work to interrupt (with
+    # RUN's two seeds an idle machine finished the run before the signal was handled)
+    proc = _start(store, [*RUN[: RUN.index("--seeds") + 1], "0-7", *RUN[RUN.index("--seeds") + 2:]])
     _wait_for(proc, store / "models", "*.pt")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=600)

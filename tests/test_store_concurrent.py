@@ -91,3 +91,4 @@ def test_concurrent_writers_compute_each_key_once_and_never_tear(tmp_path):
     assert Store(root).verify() == {}
     state, meta = Store(root).checkpoint("models", {"unit": "shared-big"}, lambda: ({}, {}))
     assert meta["by"] == big_by and torch.equal(state["w"], torch.arange(2_000_000, dtype=torch.float32))
+

@@ -421,19 +421,27 @@ class Store:
         """Raise ``ValueError`` (one line naming the store) unless entries can be written:
         the root is a folder (or can be made), accepts a file and has free space. Call it
         before anything trains; it leaves nothing behind."""
-        try:
-            probe_writable(self.root)
-        except OSError as e:
-            raise writable_error("Store", self.root, e) from None
+        for attempt in range(5):
+            try:
+                probe_writable(self.root)
+                break
+            except FileNotFoundError as e:
+                # another process probing the same fresh store removed the root it had just
+                # made (probe_writable leaves nothing behind) while this one was inside it
+                if attempt == 4:
+                    raise writable_error("Store", self.root, e) from None
+            except OSError as e:
+                raise writable_error("Store", self.root, e) from None
         self.sweep()
 
     def sweep(self) -> list[Path]:
         """Remove the temporary files that killed processes of this host left in the store
         (never an entry, never a live process's file); returns what was removed."""
-        if not self.root.is_dir():
+        try:
+            folders = [self.root, *(p for p in self.root.iterdir() if p.is_dir())]
+            return [f for folder in folders for f in sweep_stale_tmp(folder)]
+        except FileNotFoundError:  # no store yet, or a fresh root another process's probe removed
             return []
-        folders = [self.root, *(p for p in self.root.iterdir() if p.is_dir())]
-        return [f for folder in folders for f in sweep_stale_tmp(folder)]
 
     def verify(self) -> dict[Path, str]:
         """Check every entry of the store; returns ``{path: problem}`` (empty when all are

@@ -238,6 +238,11 @@ class Executor:
         todo = [t for t in _closure(t for t in tasks if not t.is_done()) if not t.is_done()]
         if not todo:
             return {}
+        for root in {t.store_root for t in todo}:
+            # the store's root exists before the workers open it: a worker probing a fresh
+            # root makes it and removes it again (Store.check_writable leaves nothing
+            # behind), which raced with the other workers inside it (seen in CI)
+            Path(root).mkdir(parents=True, exist_ok=True)
         results, failures = self._execute(todo, desc, show_progress)
         for r in results.values():
             _absorb(r, store)
