@@ -328,9 +328,16 @@ def test_damaged_entry_in_a_run_is_recomputed(clean, tmp_path, kind, match, dama
     assert Store(store).verify() == {}
 
 
+def _default_sigint() -> None:
+    """A shell without job control starts background jobs with SIGINT ignored, and Python
+    then installs no KeyboardInterrupt handler: the child gets what a terminal user has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(store: Path, args: list[str] | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "unlearnlib", *(args or RUN), "--store", str(store)],
-                            cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def _wait_for(proc: subprocess.Popen, folder: Path, pattern: str) -> None:
