@@ -26,7 +26,6 @@ PosixPath('.../_build/html/index.html')
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
@@ -35,7 +34,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
+from unittest import mock
 
 import yaml
 
@@ -504,19 +504,6 @@ DASHBOARD_MD = GENERATED_DIR / "dashboard.md"
 VERDICTS_DIR = GENERATED_DIR / "verdicts"
 
 
-@contextlib.contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
 def clear_verdicts(root: Path | str = ".") -> Path:
     """Empty ``book/generated/verdicts/`` so the dashboard shows only this build's verdicts."""
     folder = Path(root) / VERDICTS_DIR
@@ -651,7 +638,7 @@ def build_book(
 
     start = time.perf_counter()
     bar = tqdm(jobs, desc=f"notebooks ({profile})", unit="nb", disable=not progress)
-    with _env(PUBLISH_ENV, str(verdict_dir)):  # the kernels inherit it: chapters publish their verdicts
+    with mock.patch.dict(os.environ, {PUBLISH_ENV: str(verdict_dir)}):  # kernels inherit it: chapters publish
         for nb, params in bar:
             bar.set_postfix_str(nb.name)
             t0 = time.perf_counter()
