@@ -11,7 +11,9 @@ filled before the clock starts:
   The clock includes starting the cluster and the workers' imports: what a user waits for.
 
 Both runs' rows are compared (every column but the wall-clock ones) and the load average
-is printed beside the times, since other processes on the machine slow either run.
+is printed beside the times, since other processes on the machine slow either run, and so
+is each worker's time inside tasks (Dask's task stream), which shows how much of the
+parallel run the workers spent waiting.
 On a 2-core machine the target is 1.7x with 2 workers (two hand-started 1-thread
 processes sharing a store measured 1.76x).
 
@@ -65,9 +67,31 @@ def fresh_store(dataset: str, tmp: str, name: str):
     return store
 
 
+def worker_busy(stream: list[dict], wall: float) -> str:
+    """Where the workers' time went, from Dask's task stream: seconds inside tasks per
+    worker against the wall time after the cluster started (the rest is waiting for work,
+    or the main process reading the results back)."""
+    busy: dict[str, float] = {}
+    first: dict[str, float] = {}
+    for task in stream:
+        for span in task.get("startstops", ()):
+            if span.get("action") == "compute":
+                w = task["worker"]
+                busy[w] = busy.get(w, 0.0) + span["stop"] - span["start"]
+                first[w] = min(first.get(w, span["start"]), span["start"])
+    if not busy:
+        return "task stream: empty"
+    start = min(first.values())
+    parts = [f"{b:.1f} s busy ({100 * b / wall:.0f}%), first task at +{first[w] - start:.1f} s"
+             for w, b in sorted(busy.items())]
+    return f"workers after the start ({wall:.1f} s): " + "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import torch
+
+    from distributed import get_task_stream
 
     from unlearnlib.studies.executors import DaskExecutor
     from unlearnlib.studies.experiment import parse_seeds, run_grid
@@ -93,10 +117,12 @@ def main(argv: list[str] | None = None) -> None:
         with DaskExecutor(n_workers=args.workers) as ex:
             ex.client().wait_for_workers(args.workers)
             t_start = time.perf_counter() - t
-            parallel = run_grid(store=parallel_store, executor=ex, **grid)
+            with get_task_stream(ex.client()) as stream:
+                parallel = run_grid(store=parallel_store, executor=ex, **grid)
             t_parallel = time.perf_counter() - t
         print(f"{args.workers} local workers: {t_parallel:.1f} s, of which {t_start:.1f} s starting the cluster "
               f"({parallel_store.misses} units computed); {load()}")
+        print(worker_busy(stream.data, t_parallel - t_start))
 
     wall = ["unlearn_seconds", "rte", "retrain_seconds"]
     try:

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -287,6 +288,37 @@ def test_shadow_groups_on_workers_give_the_serial_outputs(ex, tmp_path):
             assert (getattr(a[m], field) == getattr(b[m], field)).all(), (m, field)
     assert store.misses > 0 and Store(tmp_path / "b").has("shadow_models", {
         **ShadowRunner(splits, "small_cnn", config, store).spec, "role": "original"})
+
+
+def test_scorecard_shadows_run_on_the_scheduler_a_kernel_inherits(ex, tmp_path, monkeypatch):
+    """What a book kernel does: no executor given, ``$UNLEARNLIB_SCHEDULER`` set. Every
+    shadow group then trains on the workers (training one here would trip the wire),
+    and the arrays equal the serial ones."""
+    from unlearnlib.data import load_splits
+    from unlearnlib.evaluation.lira import ShadowConfig, ShadowRunner
+    from unlearnlib.studies import scorecard as sc
+
+    splits = load_splits("digits", "random:0.1")
+    config = ShadowConfig(k=4, partitions=1, population=0.5, targets=0.5, epochs=1)
+    wanted = {"original": None, "retrain": None, "ft": {"epochs": 1}}
+    monkeypatch.delenv(executors.SCHEDULER_ENV, raising=False)
+    a = sc.shadow_arrays_many(ShadowRunner(splits, "small_cnn", config, Store(tmp_path / "a"), show_progress=False),
+                              wanted)
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("a shadow group was trained in the calling process")
+
+    monkeypatch.setenv(executors.SCHEDULER_ENV, ex.scheduler_address())
+    monkeypatch.setattr(ShadowRunner, "unlearned", tripwire)
+    monkeypatch.setattr(ShadowRunner, "retrained", tripwire)
+    store = Store(tmp_path / "b")
+    b = sc.shadow_arrays_many(ShadowRunner(splits, "small_cnn", config, store, show_progress=False), wanted)
+    assert list(a) == list(b) == list(wanted)
+    for m in wanted:
+        assert set(a[m]) == set(b[m])
+        for k in a[m]:
+            np.testing.assert_array_equal(a[m][k], b[m][k], err_msg=f"{m} {k}")  # NaN where a test has no value
+    assert store.misses > 0
 
 
 def test_two_workers_asked_for_one_unit_compute_it_once(ex, tmp_path):

@@ -165,21 +165,18 @@ def _tune(args: argparse.Namespace, keys: list[str], store, ex) -> int:
 @contextlib.contextmanager
 def _scheduler_env(ex) -> "contextlib.AbstractContextManager[None]":
     """Point the notebooks' kernels (they inherit the environment) at ``ex``'s scheduler, so
-    every notebook's units run on one cluster; serial: none."""
+    every notebook's units run on one cluster; serial: none. The environment is restored
+    afterwards."""
+    from unittest import mock
+
     from .studies.executors import SCHEDULER_ENV
 
-    old = os.environ.get(SCHEDULER_ENV)
-    if ex.parallel:
-        os.environ[SCHEDULER_ENV] = ex.scheduler_address()
-    else:
-        os.environ.pop(SCHEDULER_ENV, None)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(SCHEDULER_ENV, None)
+    with mock.patch.dict(os.environ):
+        if ex.parallel:
+            os.environ[SCHEDULER_ENV] = ex.scheduler_address()
         else:
-            os.environ[SCHEDULER_ENV] = old
+            os.environ.pop(SCHEDULER_ENV, None)
+        yield
 
 
 def _cmd_book(args: argparse.Namespace) -> int:

@@ -297,10 +297,36 @@ def shadow_arrays(runner: ShadowRunner, key: str, hparams: Mapping[str, Any] | N
                   mode: str = "fixed_variance") -> dict[str, np.ndarray]:
     """:func:`evaluate_shadows` of ``key``'s unlearned shadows (trained or read from the
     store by ``runner``, with the oracles shared by every method), cached in the store."""
-    hp = {} if key in REFERENCES else registry.get(key).resolve_hparams(dict(hparams or {}), runner.scale)
-    spec = {**runner.spec, "method": key, "hparams": hp, "mode": mode, "scorecard": SCORECARD_VERSION}
-    return runner.store.arrays("scorecard_shadow", spec, lambda: evaluate_shadows(
+    hp = _shadow_hparams(runner, key, hparams)
+    return runner.store.arrays("scorecard_shadow", _shadow_spec(runner, key, hp, mode), lambda: evaluate_shadows(
         runner.shadows, runner.outputs(key, hp), runner.outputs("retrained-reference"), mode))
+
+
+def shadow_arrays_many(runner: ShadowRunner, hparams: Mapping[str, Mapping[str, Any] | None],
+                       mode: str = "fixed_variance", executor: Any = None) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`shadow_arrays` of every key of ``hparams`` (key -> its hyperparameters), in
+    that order. The shadow groups that the missing arrays need run first on ``executor``
+    (:func:`.executors.resolve`: None is the scheduler of ``$UNLEARNLIB_SCHEDULER`` when
+    set, as in the book's kernels, else serial), one task per method
+    (:meth:`ShadowRunner.outputs_many`); the arrays are then computed here from the stored
+    outputs, so they are the same on every executor."""
+    from . import executors
+
+    hp = {k: _shadow_hparams(runner, k, v) for k, v in hparams.items()}
+    missing = {k: v for k, v in hp.items() if not runner.store.has("scorecard_shadow", _shadow_spec(runner, k, v, mode))}
+    if missing:
+        with executors.using(executor) as ex:
+            if ex.parallel:
+                runner.outputs_many({"retrained-reference": None, **missing}, ex)
+    return {k: shadow_arrays(runner, k, v, mode) for k, v in hp.items()}
+
+
+def _shadow_hparams(runner: ShadowRunner, key: str, hparams: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {} if key in REFERENCES else registry.get(key).resolve_hparams(dict(hparams or {}), runner.scale)
+
+
+def _shadow_spec(runner: ShadowRunner, key: str, hp: Mapping[str, Any], mode: str) -> dict[str, Any]:
+    return {**runner.spec, "method": key, "hparams": hp, "mode": mode, "scorecard": SCORECARD_VERSION}
 
 
 def weighted_roc(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: np.ndarray,
