@@ -338,6 +338,9 @@ def test_ship_writes_an_entry_with_provenance_that_warm_starts_a_study(refs, spl
     for key in ("hparams", "half_hparams", "objective", "per_seed", "trials_per_seed", "tuning_seeds", "sampler",
                 "convergence", "rerun", "recipe", "numerics", "unlearnlib", "commit", "date", "wall_seconds"):
         assert key in entry, key
+    import torch
+
+    assert entry["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # decides exact reproduction
     assert entry["trials_per_seed"] == 2 and len(entry["convergence"]["0"]) == 2
     assert entry["convergence"]["0"][1] <= entry["convergence"]["0"][0]  # a running best
     setup = hpo.Setup.create(epochs=12, store=Store(session_store_env), show_progress=False)

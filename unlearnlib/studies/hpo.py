@@ -753,6 +753,12 @@ def shipped_entry(setup: Setup, method: str, path: str | None = None) -> dict | 
                         setup.recipe.as_dict(), space_fingerprint(setup, method), path)
 
 
+def _cpu_capability() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def make_entry(result: TuneResult, setup: Setup, rows: pd.DataFrame, seconds: float) -> dict:
     """A table entry (:mod:`.tuned`) for ``result``, rerun as ``rows``, with its provenance."""
     if not result.tuned or result.selection is None:
@@ -778,6 +784,10 @@ def make_entry(result: TuneResult, setup: Setup, rows: pd.DataFrame, seconds: fl
         "sampler": "NSGAIIISampler, seeded by the model seed and re-created per trial index",
         "objectives": list(OBJECTIVES), "selection": f"top {TOP_PER_SEED} per seed, mean norm over tuning seeds",
         "recipe": setup.recipe.as_dict(), "numerics": model_spec(setup.splits, setup.model, setup.recipe, 0)["numerics"],
+        # torch's CPU kernel path (AVX2, AVX512, ...): a per-seed objective is reproducible only on
+        # the same path (measured: ft's seed-0 norm 0.017 / 0.023 / 0.081 on one machine's AVX512,
+        # AVX2 and AVX2-with-MKL-AVX2 paths); not a store key, so caches stay shared across nodes
+        "cpu_capability": _cpu_capability(),
         "fingerprint": space_fingerprint(setup, result.method), "wall_seconds": round(float(seconds), 1),
         **tuned.provenance(),
     }
