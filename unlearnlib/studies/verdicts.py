@@ -295,7 +295,7 @@ def deep_unlearn_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget
             "NG+ is the baseline to beat", DEEP_UNLEARN, chapter,
             f"NG+'s objective norm is lower than each of {', '.join(simple)}'s (the smallest paired margin > 0) "
             f"while keeping its utility",
-            "smallest margin of objective norm, simple baseline minus NG+", 0.0, ev, hv, budget, more_trials))
+            "smallest margin of objective norm, simple baseline minus NG+ (-1: NG+ loses its utility)", 0.0, ev, hv, budget, more_trials))
     return out
 
 
