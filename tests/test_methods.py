@@ -47,12 +47,18 @@ def test_ga_raises_forget_loss_and_lowers_forget_accuracy(splits, refs):
     assert accuracy(out, splits.forget) < accuracy(refs.original, splits.forget) - 0.05
 
 
+# Retain-accuracy floors (chance is 0.1). ft and ngplus keep about 0.985 (the original: 0.98);
+# SRL's random labels on the forget set cost retain accuracy: 0.834 and 0.853 measured on one
+# machine's AVX512 and AVX2 kernel paths, so a floor of 0.85 failed on one CPU and passed on another.
+RETAIN_FLOOR = {"ft": 0.95, "srl": 0.75, "ngplus": 0.95}
+
+
 @pytest.mark.parametrize("key", ["ft", "srl", "ngplus"])
 def test_loss_methods_raise_forget_loss_keep_retain(key, splits, refs):
     data = _data(splits, refs)
     out = methods.get(key)(refs.original, data, epochs=3)
     assert per_sample_loss(out, splits.forget).mean() > per_sample_loss(refs.original, splits.forget).mean()
-    assert accuracy(out, splits.retain) > 0.85
+    assert accuracy(out, splits.retain) > RETAIN_FLOOR[key]
 
 
 @pytest.mark.parametrize("key", ["ft", "ga", "srl", "ngplus"])
