@@ -366,3 +366,69 @@ def test_setup_keys_carry_absolute_paths(tmp_path, monkeypatch):
     key = setup_key("digits", "small_cnn", "random:0.1", 2, "cpu", "data", Store("s"))
     assert (key.data_root, key.store_root) == (str(tmp_path / "data"), str(tmp_path / "s"))
     assert setup_key("digits", "small_cnn", "random:0.1", 2, "cpu", None, Store("s")).data_root is None
+
+
+def _tripwire(what: str):
+    def fail(*args, **kwargs):
+        raise AssertionError(f"{what} ran in the calling process")
+    return fail
+
+
+def test_scorecard_rows_relearning_and_poisons_run_on_the_scheduler_a_kernel_inherits(ex, tmp_path, monkeypatch):
+    """The scorecard's seed rows, relearning attacks and poisoning rows, as a book kernel
+    runs them (``$UNLEARNLIB_SCHEDULER`` set, no executor given): every unit is computed
+    on the workers (evaluating, attacking or scoring here trips a wire) and the frames
+    equal the serial ones."""
+    import unlearnlib.poisoning as poisoning
+    from unlearnlib.studies import experiment
+    from unlearnlib.studies import scorecard as sc
+
+    keys, seeds = ["original", "retrain", "ft"], [0, 1]
+    hp = {"ft": ({"epochs": 1}, "test")}
+    setting = sc.PoisonSetting(dataset="digits", model="mlp", epochs=2)
+
+    def scorecard(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, Store]:
+        store = Store(root)
+        setup = hpo.Setup.create("digits", "small_cnn", "random:0.1", 2, store=store, show_progress=False)
+        rows = sc.with_relearning(sc.seed_rows(setup, keys, seeds, hp), setup, keys, hp, steps=2)
+        clean = sc.poison_clean_splits(setting)
+        return rows, sc.poison_rows(store, clean, setting, keys, seeds), store
+
+    monkeypatch.delenv(executors.SCHEDULER_ENV, raising=False)
+    rows_a, poison_a, _ = scorecard(tmp_path / "a")
+    monkeypatch.setenv(executors.SCHEDULER_ENV, ex.scheduler_address())
+    monkeypatch.setattr(experiment, "evaluate_model", _tripwire("a result row"))
+    monkeypatch.setattr(sc, "relearning_attack", _tripwire("a relearning attack"))
+    monkeypatch.setattr(poisoning, "attack_metric", _tripwire("a poisoning row"))
+    rows_b, poison_b, store = scorecard(tmp_path / "b")
+    _same_rows(rows_a.drop(columns="hparams_source"), rows_b.drop(columns="hparams_source"))
+    pd.testing.assert_series_equal(rows_a["relearn_acc"], rows_b["relearn_acc"])
+    pd.testing.assert_frame_equal(poison_a, poison_b, check_exact=True)
+    assert store.misses > 0
+    assert set(poison_b["method"]) == set(keys) and poison_b["gus"].notna().all()
+
+
+def test_explorer_grids_run_on_the_scheduler_a_kernel_inherits(ex, tmp_path, monkeypatch):
+    """The explorer chapter's grids (every method's settings sent at once) and its reference
+    rows: computed on the workers, the same frames as the serial ones."""
+    from unlearnlib.book.static_explorer import grids_rows
+    from unlearnlib.studies import experiment
+
+    grid, seeds = {"epochs": [1, 2], "lr": [0.01, 0.1]}, [0]
+
+    def grids(root: Path) -> dict[str, pd.DataFrame]:
+        setup = hpo.Setup.create("digits", "small_cnn", "random:0.1", 2, store=Store(root), show_progress=False)
+        out = grids_rows(setup, ["ft", "ga"], grid, seeds, references=("original", "retrain"))
+        out["refs"] = pd.DataFrame([setup.run(k, s) for s in seeds for k in ("original", "retrain")])
+        return out
+
+    monkeypatch.delenv(executors.SCHEDULER_ENV, raising=False)
+    a = grids(tmp_path / "a")
+    monkeypatch.setenv(executors.SCHEDULER_ENV, ex.scheduler_address())
+    monkeypatch.setattr(experiment, "evaluate_model", _tripwire("a result row"))
+    b = grids(tmp_path / "b")
+    assert list(a) == list(b) == ["ft", "ga", "refs"]
+    for m in a:
+        _same_rows(a[m], b[m])
+    assert list(b["ft"][["grid_epochs", "grid_lr"]].itertuples(index=False, name=None)) == [
+        (1, 0.01), (1, 0.1), (2, 0.01), (2, 0.1)]

@@ -2,7 +2,8 @@
 
 The live explorer (:mod:`.widgets`) needs a Jupyter kernel. For the static book,
 :func:`grid_rows` reruns each method over a small grid of two of its hyperparameters
-(cached rows, like everything else), and :func:`explorer_html` draws them as one
+(cached rows, like everything else; :func:`grids_rows` sends every method's missing runs
+to the book's Dask workers at once), and :func:`explorer_html` draws them as one
 figure: a dropdown picks the method, two sliders pick the hyperparameters, and the
 bars of the chosen setting are redrawn beside the original's and the retrained
 model's values (the landmarks). The sliders carry no plotly action of their own; a
@@ -27,21 +28,39 @@ from .plots import LABELS, method_colors
 METRICS = ("retain_acc", "forget_acc", "test_acc", "mia_test", "indisc")
 
 
-def grid_rows(setup, method: str, grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]) -> pd.DataFrame:
-    """``method`` rerun at every combination of ``grid`` (other hyperparameters at their
-    defaults scaled to the data) on every seed: cached rows plus one column per grid
-    hyperparameter. ``setup`` is a :class:`unlearnlib.studies.hpo.Setup`."""
+def _settings(method: str, grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of ``grid`` as hyperparameters of ``method`` (names checked)."""
     m = registry.get(method)
     unknown = [p for p in grid if p not in m.defaults]
     if unknown:
         raise ValueError(f"{method!r} has no hyperparameter(s) {unknown}; allowed: {', '.join(m.defaults)}.")
     names = list(grid)
-    rows = []
-    for values in itertools.product(*(grid[n] for n in names)):
-        hp = dict(zip(names, values, strict=True))
-        for seed in seeds:
-            rows.append({**setup.run(method, seed, hp), **{f"grid_{n}": v for n, v in hp.items()}})
-    return pd.DataFrame(rows)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(grid[n] for n in names))]
+
+
+def grid_rows(setup, method: str, grid: Mapping[str, Sequence[Any]], seeds: Sequence[int],
+              executor: Any = None) -> pd.DataFrame:
+    """``method`` rerun at every combination of ``grid`` (other hyperparameters at their
+    defaults scaled to the data) on every seed: cached rows plus one column per grid
+    hyperparameter. ``setup`` is a :class:`unlearnlib.studies.hpo.Setup`; the missing runs
+    go to ``executor``'s workers first (:func:`unlearnlib.studies.experiment.compute_rows`)."""
+    return grids_rows(setup, [method], grid, seeds, executor)[method]
+
+
+def grids_rows(setup, methods: Sequence[str], grid: Mapping[str, Sequence[Any]], seeds: Sequence[int],
+               executor: Any = None, references: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+    """:func:`grid_rows` of every method in ``methods``, their missing runs (and the default
+    runs of ``references``, e.g. ``("original", "retrain")``, read later with
+    ``setup.run``) computed together on ``executor``'s workers (None: the scheduler of
+    ``$UNLEARNLIB_SCHEDULER``, else nothing ahead), so every method's grid fills them at once."""
+    from ..studies.experiment import compute_rows
+
+    settings = {m: _settings(m, grid) for m in methods}
+    wanted = [(m, s, hp) for m in methods for hp in settings[m] for s in seeds]
+    compute_rows(setup, [*wanted, *((k, s, None) for s in seeds for k in references)], executor,
+                 "explorer grid")
+    return {m: pd.DataFrame([{**setup.run(m, s, hp), **{f"grid_{n}": v for n, v in hp.items()}}
+                             for hp in settings[m] for s in seeds]) for m in methods}
 
 
 def _fmt(v: Any) -> str:

@@ -382,6 +382,23 @@ class UnitPlan:
         self.ex.run(self.tasks(), self.store, desc, show_progress)
 
 
+def compute_rows(setup: "Setup", wanted: Iterable[tuple[str, int, Mapping[str, Any] | None]],
+                 executor: executors.Executor | str | int | None = None, desc: str = "units") -> None:
+    """Compute the :meth:`Setup.run` rows of ``wanted`` ((method, seed, hyperparameters)
+    triples) that are not stored yet on ``executor``'s workers (:func:`.executors.resolve`:
+    None is the scheduler of ``$UNLEARNLIB_SCHEDULER`` when set, else serial), with the
+    reference models they need; on the serial executor nothing is computed ahead. The
+    caller then reads every row with ``setup.run`` in its own order (the same rows on every
+    executor). ``setup`` must come from :meth:`Setup.create`."""
+    with executors.using(executor) as ex:
+        if not ex.parallel:
+            return
+        plan = UnitPlan.for_setup(ex, setup)
+        for method, seed, hparams in wanted:
+            plan.row(method, seed, dict(hparams or {}))
+        plan.run(desc, setup.show_progress)
+
+
 def run_method(
     key: str,
     refs: ReferenceModels,

@@ -53,6 +53,7 @@ import dataclasses
 import html
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -190,23 +191,36 @@ def unlearned_model(key: str, refs: ReferenceModels, splits: Splits, hparams: Ma
     return registry.get(key)(refs.original, data, **dict(hparams))
 
 
+def relearning_spec(setup, key: str, seed: int, hparams: Mapping[str, Any] | None = None,
+                    attack: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The store spec of :func:`relearning_row`'s entry."""
+    hp = registry.get(key).resolve_hparams(dict(hparams or {}), setup.scale)
+    return {**model_spec(setup.splits, setup.model, setup.recipe, seed), "method": key, "hparams": hp,
+            "attack": dict(sorted(dict(attack or {}).items())), "scorecard": SCORECARD_VERSION}
+
+
 def relearning_row(setup, key: str, seed: int, hparams: Mapping[str, Any] | None = None,
                    **attack: Any) -> dict[str, Any]:
     """The relearning attack (:func:`~unlearnlib.evaluation.relearning.relearning_attack`,
     its defaults unless ``attack`` says otherwise) on ``key``'s unlearned model of ``seed``;
     cached. ``relearn_acc`` is the retain case's forget accuracy after the last step."""
-    m = registry.get(key)
-    hp = m.resolve_hparams(dict(hparams or {}), setup.scale)
-    spec = {**model_spec(setup.splits, setup.model, setup.recipe, seed), "method": key, "hparams": hp,
-            "attack": dict(sorted(attack.items())), "scorecard": SCORECARD_VERSION}
+    spec = relearning_spec(setup, key, seed, hparams, attack)
 
     def compute() -> list[dict]:
         refs = setup.refs(seed)
-        model = unlearned_model(key, refs, setup.splits, hp)
+        model = unlearned_model(key, refs, setup.splits, spec["hparams"])
         res = relearning_attack(model, refs.retrained, refs.original, setup.splits, **attack)
         return [{**res.as_row(), "relearn_acc": res.retain.unlearned.after}]
 
     return setup.store.rows("scorecard_relearn", spec, compute)[0]
+
+
+def relearning_unit(store: Store, key, method: str, seed: int, hparams: dict, attack: dict) -> None:
+    """A task (:mod:`.executors`): one :func:`relearning_row` in a worker (``key``: the
+    setup's :class:`~.executors.SetupKey`)."""
+    from .experiment import worker_setup
+
+    relearning_row(worker_setup(store, key), method, int(seed), hparams, **attack)
 
 
 def utility_keepers(rows: pd.DataFrame, utility: float = UTILITY) -> list[str]:
@@ -218,12 +232,18 @@ def utility_keepers(rows: pd.DataFrame, utility: float = UTILITY) -> list[str]:
     return [m for m in ta.index if m not in REFERENCES and ta[m] >= ta["retrain"] - utility]
 
 
-def seed_rows(setup, keys: Sequence[str], seeds: Sequence[int], hparams: Mapping[str, tuple[dict, str]]
-              ) -> pd.DataFrame:
+def seed_rows(setup, keys: Sequence[str], seeds: Sequence[int], hparams: Mapping[str, tuple[dict, str]],
+              executor: Any = None) -> pd.DataFrame:
     """One row per (method, seed): :meth:`~unlearnlib.studies.hpo.Setup.run` (accuracies,
     RetDev, MIAs, verification error: cached rows, shared with every chapter that runs the
     same method, seed and hyperparameters) and where the hyperparameters came from.
-    ``hparams`` as :func:`hparams_for` returns it."""
+    ``hparams`` as :func:`hparams_for` returns it. The missing rows run first on
+    ``executor`` (:func:`~unlearnlib.studies.experiment.compute_rows`: None is the
+    scheduler of ``$UNLEARNLIB_SCHEDULER`` when set, else nothing ahead)."""
+    from .experiment import compute_rows
+
+    compute_rows(setup, [(key, seed, hparams.get(key, ({}, ""))[0]) for seed in seeds for key in keys],
+                 executor, "scorecard rows")
     out = []
     for seed in seeds:
         for key in keys:
@@ -233,9 +253,26 @@ def seed_rows(setup, keys: Sequence[str], seeds: Sequence[int], hparams: Mapping
 
 
 def with_relearning(rows: pd.DataFrame, setup, keys: Sequence[str], hparams: Mapping[str, tuple[dict, str]],
-                    **attack: Any) -> pd.DataFrame:
+                    executor: Any = None, **attack: Any) -> pd.DataFrame:
     """``rows`` with ``relearn_acc`` (:func:`relearning_row`) for the methods in ``keys`` and
-    every seed of ``rows``; NaN for the other methods."""
+    every seed of ``rows``; NaN for the other methods. The missing attacks run first on
+    ``executor``'s workers (as :func:`seed_rows`), each after its seed's reference models."""
+    from . import executors
+    from .experiment import UnitPlan
+
+    wanted = [(m, int(s)) for m, s in zip(rows["method"], rows["seed"], strict=True) if m in keys]
+    with executors.using(executor) as ex:
+        if ex.parallel:
+            plan = UnitPlan.for_setup(ex, setup)
+            tasks = []
+            for m, s in wanted:
+                hp = dict(hparams.get(m, ({}, ""))[0])
+                spec = relearning_spec(setup, m, s, hp, attack)
+                tasks.append(ex.task(f"relearning attack on {m}, seed {s}", relearning_unit,
+                                     (setup.task_key(), m, s, hp, dict(attack)), setup.store,
+                                     needs=(plan.refs(s),),
+                                     done=lambda spec=spec: setup.store.has("scorecard_relearn", spec)))
+            ex.run(tasks, setup.store, "relearning attacks", setup.show_progress)
     acc = [relearning_row(setup, m, int(s), hparams.get(m, ({}, ""))[0], **attack)["relearn_acc"]
            if m in keys else math.nan for m, s in zip(rows["method"], rows["seed"], strict=True)]
     return rows.assign(relearn_acc=acc)
@@ -437,50 +474,159 @@ def poison_clean_splits(setting: PoisonSetting, data_root: str | None = None, de
 
 
 def poison_rows(store: Store, clean: Splits, setting: PoisonSetting, keys: Sequence[str],
-                seeds: Sequence[int]) -> pd.DataFrame:
+                seeds: Sequence[int], executor: Any = None, data_root: str | None = None) -> pd.DataFrame:
     """Per (method, seed): the attack's metric (``gus`` for the Gaussian attack) and test
     accuracy after unlearning the poisons at ``setting.budget`` of the training compute,
     methods at their defaults (cached). ``original`` is the poisoned model, ``retrain`` the
-    model retrained without the poisons; poison draw and model seed are both ``seed``."""
+    model retrained without the poisons; poison draw and model seed are both ``seed``.
+
+    The missing entries run first on ``executor``'s workers (None: the scheduler of
+    ``$UNLEARNLIB_SCHEDULER`` when set, else nothing ahead): one task per seed for its
+    poisons and reference models, then one per (method, seed). A worker re-creates
+    ``clean`` with :func:`poison_clean_splits` (``data_root`` as the caller gave it, on
+    ``clean``'s device), so ``clean`` must be what that function returns."""
     bad = [k for k in keys if k in UNBUDGETED]
     if bad:
         raise ValueError(f"{', '.join(bad)} cannot be held to a compute budget; leave them out (UNBUDGETED).")
     if setting.attack in ("targeted", "indiscriminate"):
         raise ValueError(f"The scorecard runs attacks without a surrogate model; got {setting.attack!r}.")
-    return pd.DataFrame([r for seed in seeds for r in _poison_seed(store, clean, setting, keys, seed)])
+    from . import executors
+
+    with executors.using(executor) as ex:
+        if ex.parallel:
+            ex.run(_poison_tasks(ex, store, clean, setting, keys, seeds, data_root), store, "poisoning units",
+                   False)
+    rows = []
+    for seed in seeds:
+        ctx = _poison_context(store, clean, setting, int(seed))
+        rows += [_poison_row(ctx, key) for key in keys]
+    return pd.DataFrame(rows)
 
 
-def _poison_seed(store: Store, clean: Splits, setting: PoisonSetting, keys: Sequence[str], seed: int) -> list[dict]:
+@dataclass
+class _PoisonContext:
+    """One seed of the poisoning test: its poisoned splits, their reference models and what
+    keys its entries."""
+
+    setting: PoisonSetting
+    seed: int
+    splits: Splits
+    info: Any
+    refs: ReferenceModels
+    recipe: Any
+    base: dict
+    grads: int
+    store: Store
+
+
+def _poison_splits(store: Store, clean: Splits, setting: PoisonSetting, seed: int):
+    from ..poisoning import cached_poison_splits
+
+    return cached_poison_splits(store, clean, setting.attack, setting.fraction, seed=seed, **dict(setting.params))
+
+
+def _poison_recipe(setting: PoisonSetting):
+    from ..training import default_recipe
+
+    return default_recipe(setting.dataset).with_(epochs=setting.epochs)
+
+
+def _poison_base(splits: Splits, setting: PoisonSetting, recipe, seed: int) -> dict:
+    return {**model_spec(splits, setting.model, recipe, seed), "budget": setting.budget,
+            "scorecard": SCORECARD_VERSION}
+
+
+def _poison_context(store: Store, clean: Splits, setting: PoisonSetting, seed: int) -> _PoisonContext:
+    from ..poisoning import budget_sample_grads
+    from ..training import train_reference_models
+
+    recipe = _poison_recipe(setting)
+    splits, info = _poison_splits(store, clean, setting, seed)
+    refs = train_reference_models(splits, setting.model, seed, recipe, store, show_progress=False)
+    return _PoisonContext(setting, seed, splits, info, refs, recipe, _poison_base(splits, setting, recipe, seed),
+                          budget_sample_grads(recipe, len(splits.train), setting.budget), store)
+
+
+def _poison_spec(base: dict, key: str) -> dict:
+    return {**base, "method": key, "hparams": registry.get(key).defaults}
+
+
+def _poison_row(ctx: _PoisonContext, key: str) -> dict:
+    """``key``'s cached row on ``ctx``'s seed."""
     from ..evaluation import accuracy
-    from ..poisoning import METRICS, attack_metric, budget_sample_grads, cached_poison_splits
-    from ..training import default_recipe, train_reference_models
+    from ..poisoning import METRICS, attack_metric
     from .experiment import timed_unlearn
 
-    recipe = default_recipe(setting.dataset).with_(epochs=setting.epochs)
-    splits, info = cached_poison_splits(store, clean, setting.attack, setting.fraction, seed=seed,
-                                        **dict(setting.params))
-    refs = train_reference_models(splits, setting.model, seed, recipe, store, show_progress=False)
-    base = {**model_spec(splits, setting.model, recipe, seed), "budget": setting.budget,
-            "scorecard": SCORECARD_VERSION}
-    grads = budget_sample_grads(recipe, len(splits.train), setting.budget)
-
-    def compute(key: str) -> list[dict]:
+    def compute() -> list[dict]:
         if key in REFERENCES:
-            model = refs.original if key == "original" else refs.retrained
+            model = ctx.refs.original if key == "original" else ctx.refs.retrained
         else:
-            data = registry.UnlearnData.from_splits(splits, seed=seed, model_name=setting.model,
-                                                    init_state=refs.init_state, train_recipe=recipe,
-                                                    max_sample_grads=grads)
-            model, _ = timed_unlearn(registry.get(key), refs.original, data)
-        return [{"metric": attack_metric(model, info, splits)[METRICS[setting.attack]],
-                 "test_acc": accuracy(model, splits.test)}]
+            data = registry.UnlearnData.from_splits(ctx.splits, seed=ctx.seed, model_name=ctx.setting.model,
+                                                    init_state=ctx.refs.init_state, train_recipe=ctx.recipe,
+                                                    max_sample_grads=ctx.grads)
+            model, _ = timed_unlearn(registry.get(key), ctx.refs.original, data)
+        return [{"metric": attack_metric(model, ctx.info, ctx.splits)[METRICS[ctx.setting.attack]],
+                 "test_acc": accuracy(model, ctx.splits.test)}]
 
-    rows = []
-    for key in keys:
-        spec = {**base, "method": key, "hparams": registry.get(key).defaults}
-        r = store.rows("scorecard_poison", spec, lambda key=key: compute(key))[0]
-        rows.append({"method": key, "seed": seed, "gus": r["metric"], "poison_test_acc": r["test_acc"]})
-    return rows
+    r = ctx.store.rows("scorecard_poison", _poison_spec(ctx.base, key), compute)[0]
+    return {"method": key, "seed": ctx.seed, "gus": r["metric"], "poison_test_acc": r["test_acc"]}
+
+
+def _poison_tasks(ex, store: Store, clean: Splits, setting: PoisonSetting, keys: Sequence[str],
+                  seeds: Sequence[int], data_root: str | None) -> list:
+    """The tasks of :func:`poison_rows`, each done when its store entries exist (read
+    without crafting anything here: a seed whose poisons are not stored is not done)."""
+    from ..poisoning.cache import KIND, poison_entry_spec
+    from .experiment import reference_specs
+
+    root = str(Path(data_root).absolute()) if data_root else data_root
+    where = (setting, root, str(clean.device))
+    recipe = _poison_recipe(setting)
+    stored: dict[int, Any] = {}
+
+    def base(seed: int) -> dict | None:
+        """The seed's entry spec base, once its poisons are stored (None before)."""
+        if seed not in stored:
+            if not store.has(KIND, poison_entry_spec(clean, setting.attack, setting.fraction, seed,
+                                                     dict(setting.params), None)):
+                return None
+            splits, _ = _poison_splits(store, clean, setting, seed)
+            stored[seed] = (splits, _poison_base(splits, setting, recipe, seed))
+        return stored[seed][1]
+
+    def refs_done(seed: int) -> bool:
+        if base(seed) is None:
+            return False
+        return all(store.has(k, s) for k, s in reference_specs(stored[seed][0], setting.model, recipe, seed))
+
+    def row_done(seed: int, key: str) -> bool:
+        b = base(seed)
+        return b is not None and store.has("scorecard_poison", _poison_spec(b, key))
+
+    tasks = []
+    for seed in seeds:
+        seed = int(seed)
+        refs = ex.task(f"poisons and reference models of seed {seed}", poison_unit, (*where, None, seed), store,
+                       done=lambda seed=seed: refs_done(seed))
+        tasks += [ex.task(f"{key} on the poisons of seed {seed}", poison_unit, (*where, key, seed), store,
+                          needs=(refs,), done=lambda seed=seed, key=key: row_done(seed, key)) for key in keys]
+    return tasks
+
+
+#: Clean splits of this process, by (setting, data root, device) (a worker makes each once).
+_CLEAN: dict[tuple, Splits] = {}
+
+
+def poison_unit(store: Store, setting: PoisonSetting, data_root: str | None, device: str, key: str | None,
+                seed: int) -> None:
+    """A task (:func:`poison_rows`): the poisons and reference models of ``seed`` (``key``
+    None), or ``key``'s row on them."""
+    where = (setting, data_root, device)
+    if where not in _CLEAN:
+        _CLEAN[where] = poison_clean_splits(setting, data_root, device)
+    ctx = _poison_context(store, _CLEAN[where], setting, int(seed))
+    if key is not None:
+        _poison_row(ctx, key)
 
 
 # --------------------------------------------------------------------------- the bootstrap
