@@ -12,6 +12,15 @@ is reached. Every model is evaluated on the attack's metric, the test accuracy a
 the loss-based population MIA (poisons vs test set). Models, poisons and rows are
 cached in the store: a re-run trains nothing.
 
+With an executor whose workers run in parallel (:mod:`unlearnlib.studies.executors`;
+``executor=`` of :func:`run_attack` and :func:`run_attacks`, None: the scheduler of
+``$UNLEARNLIB_SCHEDULER`` when set, else serial), the units not stored yet run there first:
+per seed the clean model, per (attack, seed) the poisons, the reference models and their
+rows, and every (method, budget) row after them. The serial loop then reads every row back
+from the store, so the rows are the serial run's. Workers re-create the clean splits from
+their key (:func:`clean_splits` records it; other splits must be ``load_splits(dataset,
+forget)``).
+
 >>> clean = load_splits("rt_sentiment", "fraction:0.02")                 # doctest: +SKIP
 >>> df = run_attack(clean, "backdoor", "text_bag", seeds=[0], methods=["gd", "ga"],
 ...                 fraction=0.02, budgets=BUDGET_FRACTIONS, with_clean=True)  # doctest: +SKIP
@@ -20,15 +29,18 @@ cached in the store: a re-run trains nothing.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 from torch import nn
 
 from .. import methods as registry
-from ..data import Splits
+from ..data import Splits, load_raw, make_splits, resolve_device
 from ..evaluation import accuracy, per_sample_loss, population_mia
 from ..models import build_model
 from ..store import Store, canonical_json
@@ -42,7 +54,7 @@ from ..training import (
 )
 from . import METRICS, NEEDS_CLEAN, NEEDS_SURROGATE, attack_metric
 from .base import BUDGET_FRACTIONS, PoisonInfo, budget_sample_grads
-from .cache import cached_poison_splits
+from .cache import KIND, cached_poison_splits, poison_entry_spec
 
 #: Bumped when what an evaluated row holds changes (part of the rows' store key).
 EVAL_VERSION = 2
@@ -51,11 +63,16 @@ EVAL_VERSION = 2
 REFERENCES = ("original", "retrain", "clean")
 
 
+def clean_spec(clean: Splits, model_name: str, seed: int, recipe: Recipe) -> dict:
+    """The store spec of :func:`clean_model` (no training)."""
+    return {**model_spec(clean, model_name, recipe, seed), "train": clean.train_fingerprint(), "role": "clean"}
+
+
 def clean_model(clean: Splits, model_name: str, seed: int, recipe: Recipe, store: Store) -> tuple[nn.Module, dict]:
     """The model trained on the clean pool (``clean.train``) and its store spec: the
     surrogate of the targeted and indiscriminate attacks and the reference of the
     accuracy drop. One training (the clean splits' retrained model is never needed)."""
-    spec = {**model_spec(clean, model_name, recipe, seed), "train": clean.train_fingerprint(), "role": "clean"}
+    spec = clean_spec(clean, model_name, seed, recipe)
     init = build_model(model_name, clean.input_shape, clean.num_classes, seed=seed)
 
     def build() -> tuple[dict, dict]:
@@ -92,15 +109,47 @@ def run_attack(
     method_hparams: Mapping[str, Mapping[str, Any]] | None = None,
     with_clean: bool = False,
     show_progress: bool = True,
+    executor: Any = None,
 ) -> pd.DataFrame:
     """Tidy rows of one attack: per seed the references (``original`` = trained on the
     poisoned data, ``retrain``, and ``clean`` when a clean model is trained: the attack
     needs it, or ``with_clean``) with ``budget`` NaN, and every method at every budget
     (a fraction of the original training compute, e.g. Pawelczyk et al.'s
     :data:`~unlearnlib.poisoning.base.BUDGET_FRACTIONS`). ``method_hparams`` overrides a
-    method's defaults; the rest run at their defaults scaled to the data."""
+    method's defaults; the rest run at their defaults scaled to the data. ``executor``
+    (:func:`unlearnlib.studies.executors.resolve`): where the missing units run first
+    (module docstring); the rows equal the serial run's but for ``seconds``."""
     from tqdm.auto import tqdm
 
+    from ..studies import executors
+
+    keys, budgets, params, method_hparams = _checked(methods, budgets, params, method_hparams)
+    recipe = recipe or default_recipe(clean.dataset)
+    store = store or Store()
+    with executors.using(executor) as ex:
+        if ex.parallel:
+            plan = _AttackPlan(ex, clean, model_name, seeds, recipe, store, with_clean)
+            plan.add(attack, fraction, params, keys, budgets, method_hparams)
+            plan.run(f"{attack} units", show_progress)
+    rows: list[dict] = []
+    bar = tqdm(total=len(seeds) * len(keys) * len(budgets), desc=f"{attack} poisons", disable=not show_progress)
+    for seed in seeds:
+        run = seed_run(clean, attack, model_name, seed, fraction, params, recipe, store, with_clean)
+        base = {"dataset": clean.dataset, "model": model_name, "attack": attack, "fraction": fraction,
+                "params": canonical_json(params), "seed": seed}
+        rows += [{**base, **r} for r in run.reference_rows()]
+        for key in keys:
+            for b in budgets:
+                rows.append({**base, **run.method_row(registry.get(key), b, method_hparams.get(key))})
+                bar.update(1)
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def _checked(methods: Sequence[str], budgets: Sequence[float], params: Mapping[str, Any] | None,
+             method_hparams: Mapping[str, Mapping[str, Any]] | None) -> tuple[list[str], list[float], dict, dict]:
+    """:func:`run_attack`'s method keys, budgets, attack parameters and method
+    hyperparameters, checked (one ``ValueError`` line each)."""
     keys = registry.parse_methods(list(methods)) if len(methods) else []
     refs_asked = [k for k in keys if k in REFERENCES]
     if refs_asked:
@@ -114,26 +163,37 @@ def run_attack(
     stray = sorted(set(method_hparams) - set(keys))
     if stray:
         raise ValueError(f"method_hparams names {stray}, which are not among the methods run ({', '.join(keys)}).")
-    recipe = recipe or default_recipe(clean.dataset)
-    store = store or Store()
-    rows: list[dict] = []
-    bar = tqdm(total=len(seeds) * len(keys) * len(budgets), desc=f"{attack} poisons", disable=not show_progress)
-    for seed in seeds:
-        cm, cm_spec = (clean_model(clean, model_name, seed, recipe, store)
-                       if with_clean or attack in NEEDS_CLEAN + NEEDS_SURROGATE else (None, None))
-        splits, info = cached_poison_splits(store, clean, attack, fraction, seed, surrogate=cm,
-                                            surrogate_spec=cm_spec, **params)
-        run = _SeedRun(splits, info, train_reference_models(splits, model_name, seed, recipe, store, False),
-                       cm, seed, recipe, store)
-        base = {"dataset": clean.dataset, "model": model_name, "attack": attack, "fraction": fraction,
-                "params": canonical_json(params), "seed": seed}
-        rows += [{**base, **r} for r in run.reference_rows()]
-        for key in keys:
-            for b in budgets:
-                rows.append({**base, **run.method_row(registry.get(key), b, method_hparams.get(key))})
-                bar.update(1)
-    bar.close()
-    return pd.DataFrame(rows)
+    return keys, budgets, params, method_hparams
+
+
+def needs_clean(attack: str, with_clean: bool) -> bool:
+    """Whether a seed of ``attack`` trains the clean model (the attack uses it, or ``with_clean``)."""
+    return with_clean or attack in NEEDS_CLEAN + NEEDS_SURROGATE
+
+
+def seed_run(clean: Splits, attack: str, model_name: str, seed: int, fraction: float, params: dict,
+             recipe: Recipe, store: Store, with_clean: bool) -> "_SeedRun":
+    """One seed of one attack: the clean model when needed, the cached poisons, and the
+    reference models trained on the poisoned data and without the poisons."""
+    cm, cm_spec = (clean_model(clean, model_name, seed, recipe, store)
+                   if needs_clean(attack, with_clean) else (None, None))
+    splits, info = cached_poison_splits(store, clean, attack, fraction, seed, surrogate=cm,
+                                        surrogate_spec=cm_spec, **params)
+    return _SeedRun(splits, info, train_reference_models(splits, model_name, seed, recipe, store, False),
+                    cm, seed, recipe, store)
+
+
+def rows_spec(splits: Splits, model_name: str, recipe: Recipe, seed: int) -> dict:
+    """The store spec shared by one seed's ``poison_results`` rows (``splits``: poisoned)."""
+    return {**model_spec(splits, model_name, recipe, seed), "poison_eval": EVAL_VERSION}
+
+
+def budget_data(splits: Splits, seed: int, model_name: str, recipe: Recipe, budget: float,
+                init_state: dict | None = None) -> registry.UnlearnData:
+    """What a method sees on the poisoned ``splits``, its compute cut at ``budget``."""
+    return registry.UnlearnData.from_splits(
+        splits, seed=seed, model_name=model_name, init_state=init_state, train_recipe=recipe,
+        max_sample_grads=budget_sample_grads(recipe, len(splits.train), budget))
 
 
 @dataclass
@@ -150,7 +210,7 @@ class _SeedRun:
 
     @property
     def spec(self) -> dict:
-        return {**model_spec(self.splits, self.refs.model_name, self.recipe, self.seed), "poison_eval": EVAL_VERSION}
+        return rows_spec(self.splits, self.refs.model_name, self.recipe, self.seed)
 
     def evaluate(self, model: nn.Module) -> dict:
         return evaluate(model, self.info, self.splits, self.clean, self.seed)
@@ -166,9 +226,7 @@ class _SeedRun:
 
     def method_row(self, method: registry.Method, budget: float, hparams: Mapping[str, Any] | None) -> dict:
         """``method`` on the poisoned model, cut at ``budget`` of the training compute."""
-        data = registry.UnlearnData.from_splits(
-            self.splits, seed=self.seed, model_name=self.refs.model_name, init_state=self.refs.init_state,
-            train_recipe=self.recipe, max_sample_grads=budget_sample_grads(self.recipe, len(self.splits.train), budget))
+        data = budget_data(self.splits, self.seed, self.refs.model_name, self.recipe, budget, self.refs.init_state)
         hp = method.resolve_hparams(dict(hparams or {}), data.scale)
 
         def compute() -> list[dict]:
@@ -184,17 +242,221 @@ class _SeedRun:
 
 def run_attacks(
     clean: Splits, attacks: Sequence[str], model_name: str, seeds: Sequence[int], methods: Sequence[str],
-    fractions: Mapping[str, float], params: Mapping[str, Mapping[str, Any]] | None = None, **kw: Any,
+    fractions: Mapping[str, float], params: Mapping[str, Mapping[str, Any]] | None = None,
+    executor: Any = None, **kw: Any,
 ) -> pd.DataFrame:
-    """:func:`run_attack` for each of ``attacks`` (poison fraction and parameters per attack), concatenated."""
+    """:func:`run_attack` for each of ``attacks`` (poison fraction and parameters per attack),
+    concatenated. With parallel workers (``executor``, as :func:`run_attack`'s) the missing
+    units of every attack run there together first; then each attack's rows are read back."""
+    from ..studies import executors
+
     params = params or {}
     missing = [a for a in attacks if a not in fractions]
     if missing:
         raise ValueError(f"No poison fraction for {missing}; give fractions={{attack: fraction}} for every attack.")
-    frames = [run_attack(clean, a, model_name, seeds, methods, fraction=fractions[a], params=params.get(a), **kw)
-              for a in attacks]
+    with executors.using(executor) as ex:
+        if ex.parallel:
+            _plan_attacks(ex, clean, attacks, model_name, seeds, methods, fractions, params, **kw)
+    frames = [run_attack(clean, a, model_name, seeds, methods, fraction=fractions[a], params=params.get(a),
+                         executor=executors.SerialExecutor(), **kw) for a in attacks]
     return pd.concat(frames, ignore_index=True)
 
 
-__all__ = ["REFERENCES", "EVAL_VERSION", "clean_model", "evaluate", "run_attack", "run_attacks"]
+# --------------------------------------------------------------------------- units on an executor
 
+#: ``Splits.meta`` entry where :func:`clean_splits` records what re-creates the splits.
+CLEAN_KEY = "poisoning_clean_key"
+
+
+@dataclass(frozen=True)
+class CleanKey:
+    """What re-creates clean splits in a worker (picklable): :func:`clean_splits`'
+    arguments, the data folder absolute and the device resolved."""
+
+    dataset: str
+    forget: str
+    data_root: str | None
+    device: str
+    standardize: bool = False
+
+
+def clean_splits(dataset: str, forget: str = "fraction:0.02", data_root: str | None = None,
+                 device: Any = "cpu", standardize: bool = False) -> Splits:
+    """The clean splits of a poisoning study: the dataset's splits with ``forget`` (the
+    forget set is replaced by the poisons), with the pixels standardised by the training
+    set's mean and standard deviation when ``standardize`` (the Gaussian test's setting).
+    ``meta`` records their :class:`CleanKey` (workers re-create them from it)."""
+    raw = load_raw(dataset, data_root)
+    if standardize:
+        mean, std = raw.x_train.mean(), raw.x_train.std()
+        raw = dataclasses.replace(raw, x_train=(raw.x_train - mean) / std, x_test=(raw.x_test - mean) / std)
+    splits = make_splits(raw, forget).to(resolve_device(device))
+    root = str(Path(data_root).absolute()) if data_root else data_root
+    splits.meta[CLEAN_KEY] = CleanKey(dataset, forget, root, str(splits.device), standardize)
+    return splits
+
+
+def clean_key(clean: Splits) -> CleanKey:
+    """The :class:`CleanKey` of ``clean``: the one :func:`clean_splits` recorded, else
+    that of ``load_splits(dataset, forget_spec)`` (the workers check the fingerprint)."""
+    key = clean.meta.get(CLEAN_KEY)
+    return key if isinstance(key, CleanKey) else CleanKey(clean.dataset, clean.forget_spec, None, str(clean.device))
+
+
+#: What this process (a worker) re-created, by key: clean splits, and the last seed runs.
+_CLEAN: dict[tuple[CleanKey, str], Splits] = {}
+_RUNS: "OrderedDict[tuple, _SeedRun]" = OrderedDict()
+#: Seed runs kept per worker (each holds poisoned splits and three models).
+KEEP_RUNS = 4
+
+
+def worker_clean(key: CleanKey, fingerprint: str) -> Splits:
+    """The clean splits of ``key`` in this process (made once); ``ValueError`` when they are
+    not the sender's (``fingerprint``)."""
+    if (key, fingerprint) not in _CLEAN:
+        clean = clean_splits(key.dataset, key.forget, key.data_root, key.device, key.standardize)
+        if clean.fingerprint() != fingerprint:
+            raise ValueError(f"The clean splits re-created in this worker from {key} are not the sender's: make "
+                             "them with poisoning.study.clean_splits(...) (or load_splits(dataset, forget)) to run "
+                             "on an executor.")
+        _CLEAN[(key, fingerprint)] = clean
+    return _CLEAN[(key, fingerprint)]
+
+
+def _worker_run(store: Store, source: tuple[CleanKey, str], attack: str, model_name: str, seed: int,
+                fraction: float, params: dict, recipe: Recipe, with_clean: bool) -> _SeedRun:
+    """:func:`seed_run` in this process, the last :data:`KEEP_RUNS` of them kept."""
+    ident = (source, attack, model_name, seed, fraction, canonical_json(params), canonical_json(recipe.as_dict()),
+             with_clean, str(store.root))
+    if ident not in _RUNS:
+        _RUNS[ident] = seed_run(worker_clean(*source), attack, model_name, seed, fraction, params, recipe, store,
+                                with_clean)
+        while len(_RUNS) > KEEP_RUNS:
+            _RUNS.popitem(last=False)
+    _RUNS.move_to_end(ident)
+    return _RUNS[ident]
+
+
+def clean_unit(store: Store, source: tuple[CleanKey, str], model_name: str, seed: int, recipe: Recipe) -> None:
+    """A task: the clean model of ``seed`` (shared by every attack)."""
+    clean_model(worker_clean(*source), model_name, int(seed), recipe, store)
+
+
+def reference_unit(store: Store, source: tuple[CleanKey, str], attack: str, model_name: str, seed: int,
+                   fraction: float, params: dict, recipe: Recipe, with_clean: bool) -> None:
+    """A task: the poisons of one (attack, seed), its reference models and their rows."""
+    _worker_run(store, source, attack, model_name, int(seed), fraction, params, recipe, with_clean).reference_rows()
+
+
+def method_unit(store: Store, source: tuple[CleanKey, str], attack: str, model_name: str, seed: int,
+                fraction: float, params: dict, recipe: Recipe, with_clean: bool, method: str, budget: float,
+                hparams: dict) -> None:
+    """A task: one method's row at one budget (its seed's poisons and models are stored)."""
+    run = _worker_run(store, source, attack, model_name, int(seed), fraction, params, recipe, with_clean)
+    run.method_row(registry.get(method), budget, hparams)
+
+
+class _SeedKeys:
+    """The store entries of one (attack, seed)'s units, in the sending process. The rows
+    are keyed by the poisoned splits, so those keys are known once the poisons are stored."""
+
+    def __init__(self, clean: Splits, attack: str, model_name: str, seed: int, fraction: float, params: dict,
+                 recipe: Recipe, store: Store, with_clean: bool) -> None:
+        self.clean, self.attack, self.model, self.seed, self.fraction, self.params = (
+            clean, attack, model_name, seed, fraction, params)
+        self.recipe, self.store = recipe, store
+        self.clean_spec = clean_spec(clean, model_name, seed, recipe) if needs_clean(attack, with_clean) else None
+        self.inputs = [("models", self.clean_spec)] if self.clean_spec is not None else []
+        self.inputs.append((KIND, poison_entry_spec(clean, attack, fraction, seed, params, self.clean_spec)))
+        self._known: tuple[list[tuple[str, dict]], dict, registry.DataScale] | None = None
+
+    def known(self) -> tuple[list[tuple[str, dict]], dict, registry.DataScale] | None:
+        """The reference entries, the rows' shared spec and the methods' data scale, once
+        the poisons are stored (None before): read from the store as the serial run does."""
+        if self._known is None and all(self.store.has(k, s) for k, s in self.inputs):
+            from ..studies.experiment import reference_specs
+
+            cm = clean_model(self.clean, self.model, self.seed, self.recipe, self.store)[0] if self.clean_spec else None
+            splits, _ = cached_poison_splits(self.store, self.clean, self.attack, self.fraction, self.seed,
+                                             surrogate=cm, surrogate_spec=self.clean_spec, **self.params)
+            base = rows_spec(splits, self.model, self.recipe, self.seed)
+            names = ["original", "retrain", *(["clean"] if cm is not None else [])]
+            entries = reference_specs(splits, self.model, self.recipe, self.seed)
+            entries += [("poison_results", {**base, "method": n}) for n in names]
+            scale = budget_data(splits, self.seed, self.model, self.recipe, 1.0).scale
+            self._known = entries, base, scale
+        return self._known
+
+    def references_done(self) -> bool:
+        known = self.known()
+        return known is not None and all(self.store.has(k, s) for k, s in known[0])
+
+    def row_done(self, method: str, budget: float, hparams: dict) -> bool:
+        known = self.known()
+        if known is None:
+            return False
+        _, base, scale = known
+        hp = registry.get(method).resolve_hparams(dict(hparams), scale)
+        return self.store.has("poison_results", {**base, "method": method, "budget": budget, "hparams": hp})
+
+
+class _AttackPlan:
+    """The tasks of attacks on one set of clean splits: per seed the clean model (when an
+    attack needs it), per (attack, seed) the poisons and references (after the clean
+    model), per (attack, seed, method, budget) a row (after its references)."""
+
+    def __init__(self, ex: Any, clean: Splits, model_name: str, seeds: Sequence[int], recipe: Recipe,
+                 store: Store, with_clean: bool) -> None:
+        self.ex, self.clean, self.model, self.seeds = ex, clean, model_name, [int(s) for s in seeds]
+        self.recipe, self.store, self.with_clean = recipe, store, with_clean
+        self.source = (clean_key(clean), clean.fingerprint())
+        self._clean: dict[int, Any] = {}
+        self.tasks: list = []
+
+    def clean_task(self, seed: int) -> Any:
+        if seed not in self._clean:
+            spec = clean_spec(self.clean, self.model, seed, self.recipe)
+            self._clean[seed] = self.ex.task(f"clean model of seed {seed}", clean_unit,
+                                             (self.source, self.model, seed, self.recipe), self.store,
+                                             done=lambda: self.store.has("models", spec))
+        return self._clean[seed]
+
+    def add(self, attack: str, fraction: float, params: dict, keys: Sequence[str], budgets: Sequence[float],
+            method_hparams: Mapping[str, Mapping[str, Any]]) -> None:
+        """The tasks of one attack (arguments checked as :func:`run_attack` does)."""
+        for seed in self.seeds:
+            keyed = _SeedKeys(self.clean, attack, self.model, seed, fraction, params, self.recipe, self.store,
+                              self.with_clean)
+            args = (self.source, attack, self.model, seed, fraction, params, self.recipe, self.with_clean)
+            needs = (self.clean_task(seed),) if keyed.clean_spec is not None else ()
+            refs = self.ex.task(f"{attack} references of seed {seed}", reference_unit, args, self.store,
+                                needs=needs, done=keyed.references_done)
+            self.tasks.append(refs)
+            for key in keys:
+                hp = dict(method_hparams.get(key) or {})
+                for b in budgets:
+                    self.tasks.append(self.ex.task(
+                        f"{attack} {key} at budget {b:g} on seed {seed}", method_unit, (*args, key, b, hp),
+                        self.store, needs=(refs,), done=lambda k=keyed, m=key, b=b, hp=hp: k.row_done(m, b, hp)))
+
+    def run(self, desc: str, show_progress: bool) -> int:
+        """Compute the missing units on the executor; how many ran."""
+        return len(self.ex.run(self.tasks, self.store, desc, show_progress))
+
+
+def _plan_attacks(ex: Any, clean: Splits, attacks: Sequence[str], model_name: str, seeds: Sequence[int],
+                  methods: Sequence[str], fractions: Mapping[str, float], params: Mapping[str, Mapping[str, Any]],
+                  budgets: Sequence[float] = BUDGET_FRACTIONS, recipe: Recipe | None = None,
+                  store: Store | None = None, method_hparams: Mapping[str, Mapping[str, Any]] | None = None,
+                  with_clean: bool = False, show_progress: bool = True) -> int:
+    """:func:`run_attacks`' missing units of every attack on ``ex`` (keywords: :func:`run_attack`'s)."""
+    keys, budgets, _, method_hparams = _checked(methods, budgets, None, method_hparams)
+    plan = _AttackPlan(ex, clean, model_name, seeds, recipe or default_recipe(clean.dataset), store or Store(),
+                       with_clean)
+    for a in attacks:
+        plan.add(a, fractions[a], dict(params.get(a) or {}), keys, budgets, method_hparams)
+    return plan.run("poisoning units", show_progress)
+
+
+__all__ = ["REFERENCES", "EVAL_VERSION", "CLEAN_KEY", "CleanKey", "clean_splits", "clean_key", "clean_spec",
+           "clean_model", "evaluate", "run_attack", "run_attacks", "seed_run", "needs_clean"]

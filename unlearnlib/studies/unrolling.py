@@ -34,6 +34,12 @@ thread on a CPU instead of a GPU with DataParallel.
 
 :func:`unrolling_verdicts` turns the measured rows into the chapter's three-state
 verdicts with seed-bootstrap intervals (:mod:`unlearnlib.studies.verdicts`).
+
+With an executor whose workers run in parallel (:mod:`.executors`), :func:`compute_units`
+computes the units not stored yet there first (the pretrained checkpoints, their
+:func:`sigma_row`, and the :func:`trajectory_rows` of every setting after the checkpoint it
+needs); the serial calls then read every result back from the store, so the rows are the
+serial run's.
 """
 
 from __future__ import annotations
@@ -42,14 +48,15 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from ..data import Split, Splits, index_batches
+from ..data import Split, Splits, index_batches, load_splits
 from ..evaluation import accuracy
 from ..evaluation.verification import (
     top_hessian_eigenvalue,
@@ -70,6 +77,8 @@ from ..training import (
     train_reference_models,
     training_loss,
 )
+from . import executors
+from .experiment import reference_specs
 
 #: Bumped when what a trajectory row means changes (part of its store key).
 UNROLLING_VERSION = 2
@@ -107,8 +116,7 @@ def pretrain(splits: Splits, model_name: str, seed: int, recipe: Recipe | None =
     """
     recipe = recipe or default_recipe(splits.dataset)
     store = store or Store()
-    spec = {**{k: v for k, v in model_spec(splits, model_name, recipe, seed).items() if k not in ("forget", "split")},
-            "train": splits.train_fingerprint()}
+    spec = pretrain_spec(splits, model_name, seed, recipe)
     if not recipe.sd_lambda:
         refs = train_reference_models(splits, model_name, seed, recipe, store, show_progress)
         return Pretrained(refs.original, recipe, seed, spec, refs.original_seconds)
@@ -122,6 +130,47 @@ def pretrain(splits: Splits, model_name: str, seed: int, recipe: Recipe | None =
     state, meta = store.checkpoint("models", {**spec, "role": "unrolling-pretrain"}, build)
     init.load_state_dict(state)
     return Pretrained(init.to(splits.device).eval(), recipe, seed, spec, float(meta["seconds"]))
+
+
+def pretrain_spec(splits: Splits, model_name: str, seed: int, recipe: Recipe) -> dict:
+    """:attr:`Pretrained.spec` of :func:`pretrain` (no training): the model's spec keyed by
+    the training set alone, as the library's original model is."""
+    return {**{k: v for k, v in model_spec(splits, model_name, recipe, seed).items() if k not in ("forget", "split")},
+            "train": splits.train_fingerprint()}
+
+
+def pretrain_entries(splits: Splits, model_name: str, seed: int, recipe: Recipe) -> list[tuple[str, dict]]:
+    """The store entries (kind, spec) :func:`pretrain` reads or writes: plain CE the original
+    and the retrained model (:func:`~unlearnlib.training.train_reference_models` makes both),
+    an SD recipe its own checkpoint."""
+    if not recipe.sd_lambda:
+        return reference_specs(splits, model_name, recipe, seed)
+    return [("models", {**pretrain_spec(splits, model_name, seed, recipe), "role": "unrolling-pretrain"})]
+
+
+# --------------------------------------------------------------------------- sigma of the pretrained models
+
+
+def sigma_spec(pre_spec: dict, hessian_rows: int, power_iters: int) -> dict:
+    """The store spec of :func:`sigma_row` (``pre_spec``: :attr:`Pretrained.spec`)."""
+    return {"pretrained": pre_spec, "hessian_rows": hessian_rows, "power_iters": power_iters, "conventions": 1}
+
+
+def sigma_row(pre: Pretrained, splits: Splits, loss_name: str, store: Store | None = None,
+              hessian_rows: int = REFERENCE_HESSIAN_ROWS, power_iters: int = 100) -> dict:
+    """One cached row of the pretrained model: its test accuracy and ``sigma`` on the first
+    ``hessian_rows`` training rows under the reference's convention (eval mode, the model's
+    own loss) and under train-mode plain CE; ``loss_name`` labels the row."""
+    store = store or Store()
+    hx, hy = splits.train.x[:hessian_rows], splits.train.y[:hessian_rows]
+
+    def compute() -> list[dict]:
+        ref = top_hessian_eigenvalue(pre.model, hx, hy, training_loss(pre.recipe), max_iter=power_iters, seed=pre.seed)
+        old = top_hessian_eigenvalue(pre.model, hx, hy, max_iter=power_iters, seed=pre.seed, train_mode=True)
+        return [{"loss": loss_name, "seed": pre.seed, "test_acc": accuracy(pre.model, splits.test),
+                 "sigma (eval, own loss)": ref.sigma, "sigma (train mode, CE)": old.sigma}]
+
+    return store.rows("unrolling-sigma", sigma_spec(pre.spec, hessian_rows, power_iters), compute)[0]
 
 
 # --------------------------------------------------------------------------- fine-tuning and its replay
@@ -173,6 +222,20 @@ def lockstep(pre: nn.Module, data: Split, recipe: Recipe,
     return run.eval(), replay.eval()
 
 
+def check_trajectory(n: int, batch_size: int, epochs: int, measure_steps: Sequence[int], hessian_rows: int) -> list[int]:
+    """The sorted measured steps of a fine-tuning of ``n`` rows, else one ``ValueError``
+    line: every step within the run, ``hessian_rows`` within the training set."""
+    per_epoch = math.ceil(n / batch_size)
+    total = epochs * per_epoch
+    wanted = sorted(set(int(s) for s in measure_steps))
+    if not wanted or wanted[0] < 1 or wanted[-1] > total:
+        raise ValueError(f"measure_steps must lie in [1, {total}] ({epochs} epochs of {per_epoch} steps); "
+                         f"got {list(measure_steps)}.")
+    if not 1 <= hessian_rows <= n:
+        raise ValueError(f"hessian_rows must be in [1, {n}]; got {hessian_rows}.")
+    return wanted
+
+
 def finetune_trajectory(
     pre: nn.Module, train_split: Split, recipe: Recipe, measure_steps: Sequence[int],
     unlearn_batch: int = REFERENCE_UNLEARN_BATCH, hessian_rows: int = REFERENCE_HESSIAN_ROWS,
@@ -183,14 +246,7 @@ def finetune_trajectory(
     ``ve_sgu`` (verification error of single-gradient unlearning), ``ve_nothing``
     (``||M' - M||``), ``proxy``, ``sigma``, ``distance`` and ``test_acc`` of ``M``."""
     n, bs = len(train_split), recipe.batch_size
-    per_epoch = math.ceil(n / bs)
-    total = recipe.epochs * per_epoch
-    wanted = sorted(set(int(s) for s in measure_steps))
-    if not wanted or wanted[0] < 1 or wanted[-1] > total:
-        raise ValueError(f"measure_steps must lie in [1, {total}] ({recipe.epochs} epochs of {per_epoch} steps); "
-                         f"got {list(measure_steps)}.")
-    if not 1 <= hessian_rows <= n:
-        raise ValueError(f"hessian_rows must be in [1, {n}]; got {hessian_rows}.")
+    wanted = check_trajectory(n, bs, recipe.epochs, measure_steps, hessian_rows)
     data = train_split.subset(forgotten_first(n, bs, unlearn_batch))
     hx, hy = train_split.x[:hessian_rows], train_split.y[:hessian_rows]  # the reference's first rows
     loss_fn = training_loss(recipe)
@@ -224,6 +280,14 @@ def finetune_recipe(lr: float, epochs: int, sd_lambda: float = 0.0, **changes) -
     return Recipe(epochs=epochs, lr=lr, sd_lambda=sd_lambda, **{**REFERENCE_FINETUNE, **changes})
 
 
+def trajectory_spec(pre_spec: dict, recipe: Recipe, measure_steps: Sequence[int], unlearn_batch: int,
+                    hessian_rows: int, power_iters: int) -> dict:
+    """The store spec of :func:`trajectory_rows` (``recipe``: the fine-tuning recipe)."""
+    return {"pretrained": pre_spec, "finetune": recipe.as_dict(), "measure_steps": sorted(set(measure_steps)),
+            "unlearn_batch": unlearn_batch, "hessian_rows": hessian_rows, "power_iters": power_iters,
+            "version": UNROLLING_VERSION}
+
+
 def trajectory_rows(
     splits: Splits, model_name: str, seed: int, lr: float, sd_lambda: float, epochs: int,
     measure_steps: Sequence[int], pretrain_recipe: Recipe | None = None, store: Store | None = None,
@@ -237,9 +301,7 @@ def trajectory_rows(
     base = pretrain_recipe or default_recipe(splits.dataset)
     pre = pretrain(splits, model_name, seed, base.with_(sd_lambda=sd_lambda), store)
     recipe = finetune_recipe(lr, epochs, sd_lambda, batch_size=batch_size)
-    spec = {"pretrained": pre.spec, "finetune": recipe.as_dict(), "measure_steps": sorted(set(measure_steps)),
-            "unlearn_batch": unlearn_batch, "hessian_rows": hessian_rows, "power_iters": power_iters,
-            "version": UNROLLING_VERSION}
+    spec = trajectory_spec(pre.spec, recipe, measure_steps, unlearn_batch, hessian_rows, power_iters)
 
     def compute() -> list[dict]:
         start = time.perf_counter()
@@ -251,6 +313,137 @@ def trajectory_rows(
                  "seconds": seconds} for r in rows]
 
     return store.rows("unrolling", spec, compute)
+
+
+# --------------------------------------------------------------------------- units on an executor
+
+
+@dataclass(frozen=True)
+class SplitsKey:
+    """What re-creates the study's splits in a worker (picklable): the arguments of
+    :func:`~unlearnlib.data.load_splits` (the data folder absolute) and the fingerprint the
+    re-created splits must have."""
+
+    dataset: str
+    forget: str
+    data_root: str | None
+    device: str
+    fingerprint: str
+
+
+def splits_key(splits: Splits, data_root: str | None = None) -> SplitsKey:
+    """The :class:`SplitsKey` of ``splits`` = ``load_splits(dataset, forget, data_root, device)``."""
+    root = str(Path(data_root).absolute()) if data_root else data_root
+    return SplitsKey(splits.dataset, splits.forget_spec, root, str(splits.device), splits.fingerprint())
+
+
+#: Splits re-created in this process (a worker's), by key.
+_SPLITS: dict[SplitsKey, Splits] = {}
+
+
+def worker_splits(key: SplitsKey) -> Splits:
+    """The splits of ``key`` in this process (loaded once); ``ValueError`` when they are not
+    the sender's (another data folder, or splits not made by ``load_splits``)."""
+    if key not in _SPLITS:
+        splits = load_splits(key.dataset, key.forget, key.data_root, key.device)
+        if splits.fingerprint() != key.fingerprint:
+            raise ValueError(f"load_splits({key.dataset!r}, {key.forget!r}, data_root={key.data_root!r}) gives other "
+                             "splits in this worker than the sender's; pass compute_units the data_root the splits "
+                             "were loaded from (splits not made by load_splits cannot be re-created).")
+        _SPLITS[key] = splits
+    return _SPLITS[key]
+
+
+def pretrain_unit(store: Store, key: SplitsKey, model_name: str, seed: int, recipe: Recipe) -> None:
+    """A task (:func:`compute_units`): one :func:`pretrain` checkpoint."""
+    pretrain(worker_splits(key), model_name, int(seed), recipe, store)
+
+
+def sigma_unit(store: Store, key: SplitsKey, model_name: str, seed: int, recipe: Recipe, loss_name: str,
+               hessian_rows: int, power_iters: int) -> None:
+    """A task (:func:`compute_units`): one :func:`sigma_row` (its pretrained model is stored)."""
+    splits = worker_splits(key)
+    sigma_row(pretrain(splits, model_name, int(seed), recipe, store), splits, loss_name, store, hessian_rows,
+              power_iters)
+
+
+def trajectory_unit(store: Store, key: SplitsKey, model_name: str, seed: int, lr: float, sd_lambda: float,
+                    settings: dict[str, Any]) -> None:
+    """A task (:func:`compute_units`): one setting's :func:`trajectory_rows` (``settings``: its
+    keyword arguments but the store)."""
+    trajectory_rows(worker_splits(key), model_name, int(seed), lr, sd_lambda, store=store, **settings)
+
+
+def compute_units(
+    splits: Splits, model_name: str, seeds: Sequence[int], losses: Mapping[str, float],
+    learning_rates: Sequence[float], epochs: int, measure_steps: Sequence[int],
+    pretrain_recipe: Recipe | None = None, store: Store | None = None, *,
+    batch_size: int = REFERENCE_FINETUNE["batch_size"], unlearn_batch: int = REFERENCE_UNLEARN_BATCH,
+    hessian_rows: int = REFERENCE_HESSIAN_ROWS, power_iters: int = 100, sigma: bool = True,
+    data_root: str | None = None, executor: executors.Executor | str | int | None = None,
+    show_progress: bool = True,
+) -> int:
+    """Compute the study's units that are not stored yet on ``executor``'s workers
+    (:func:`.executors.resolve`; None: the scheduler of ``$UNLEARNLIB_SCHEDULER`` when set,
+    else serial): the :func:`pretrain` checkpoint of every loss (``losses``: name -> SD
+    weight) and seed, its :func:`sigma_row` (``sigma``), and the :func:`trajectory_rows` of
+    every (seed, learning rate, loss), each after the checkpoint it fine-tunes. The other
+    arguments are :func:`trajectory_rows`'; ``splits`` must be
+    ``load_splits(dataset, forget, data_root, device)`` (workers re-create them so).
+
+    The caller then makes the same calls serially and reads every result from the store.
+    Returns how many units ran: 0 on the serial executor, which computes nothing ahead.
+    """
+    if not seeds or not losses or not learning_rates:
+        raise ValueError(f"Give at least one seed, loss and learning rate; got seeds={list(seeds)}, "
+                         f"losses={dict(losses)}, learning_rates={list(learning_rates)}.")
+    check_trajectory(len(splits.train), batch_size, epochs, measure_steps, hessian_rows)
+    forgotten_first(len(splits.train), batch_size, unlearn_batch)  # checks unlearn_batch
+    with executors.using(executor) as ex:
+        if not ex.parallel:
+            return 0
+        store = store or Store()
+        key = splits_key(splits, data_root)
+        base = pretrain_recipe or default_recipe(splits.dataset)
+        settings = dict(epochs=epochs, measure_steps=list(measure_steps),
+                        pretrain_recipe=base, batch_size=batch_size, unlearn_batch=unlearn_batch,
+                        hessian_rows=hessian_rows, power_iters=power_iters)
+        pre: dict[tuple[float, int], tuple[executors.Task, dict]] = {}  # by (SD weight, seed)
+
+        def stored(entries: list[tuple[str, dict]]) -> Callable[[], bool]:
+            return lambda: all(store.has(kind, spec) for kind, spec in entries)
+
+        def pretrained(lam: float, seed: int) -> tuple[executors.Task, dict]:
+            """The pretraining task of (SD weight, seed) and its checkpoint's spec."""
+            if (lam, seed) not in pre:
+                recipe = base.with_(sd_lambda=lam)
+                task = ex.task(f"pretrain sd_lambda={lam:g} seed {seed}", pretrain_unit,
+                               (key, model_name, seed, recipe), store,
+                               done=stored(pretrain_entries(splits, model_name, seed, recipe)))
+                pre[(lam, seed)] = task, pretrain_spec(splits, model_name, seed, recipe)
+            return pre[(lam, seed)]
+
+        tasks: list[executors.Task] = []
+        for name, lam in losses.items():
+            for seed in map(int, seeds):
+                task, spec = pretrained(lam, seed)
+                tasks.append(task)
+                if sigma:
+                    entry = ("unrolling-sigma", sigma_spec(spec, hessian_rows, power_iters))
+                    tasks.append(ex.task(f"sigma of {name} seed {seed}", sigma_unit,
+                                         (key, model_name, seed, base.with_(sd_lambda=lam), name, hessian_rows,
+                                          power_iters), store, needs=(task,), done=stored([entry])))
+        for seed in map(int, seeds):
+            for lr in learning_rates:
+                for lam in dict.fromkeys(losses.values()):  # values as given: they are key parts
+                    task, spec = pretrained(lam, seed)
+                    finetune = finetune_recipe(lr, epochs, lam, batch_size=batch_size)
+                    entry = ("unrolling", trajectory_spec(spec, finetune, measure_steps, unlearn_batch, hessian_rows,
+                                                          power_iters))
+                    tasks.append(ex.task(f"trajectory seed {seed} lr {lr:g} sd_lambda={lam:g}", trajectory_unit,
+                                         (key, model_name, seed, lr, lam, settings), store, needs=(task,),
+                                         done=stored([entry])))
+        return len(ex.run(tasks, store, "unrolling units", show_progress))
 
 
 # --------------------------------------------------------------------------- verdicts
