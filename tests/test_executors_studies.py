@@ -17,9 +17,9 @@ import pytest
 pytest.importorskip("distributed")
 
 from unlearnlib.data import load_raw, load_splits, make_splits
-from unlearnlib.poisoning import study as P
 from unlearnlib.store import Store
 from unlearnlib.studies import executors
+from unlearnlib.studies import poisoning_study as P
 from unlearnlib.studies import unrolling as U
 from unlearnlib.training import Recipe
 
@@ -115,8 +115,8 @@ def test_poisoning_units_run_on_the_scheduler_a_kernel_inherits(ex, tmp_path, mo
     monkeypatch.delenv(executors.SCHEDULER_ENV, raising=False)
     serial = _attacks(clean, Store(tmp_path / "serial"))
     monkeypatch.setenv(executors.SCHEDULER_ENV, ex.scheduler_address())
-    _tripwire(monkeypatch, "unlearnlib.training.train", "unlearnlib.poisoning.study.train",
-              "unlearnlib.poisoning.study.evaluate", "unlearnlib.poisoning.craft_poisons")
+    _tripwire(monkeypatch, "unlearnlib.training.train", "unlearnlib.studies.poisoning_study.train",
+              "unlearnlib.studies.poisoning_study.evaluate", "unlearnlib.poisoning.craft_poisons")
     store = Store(tmp_path / "dask")
     rows = _attacks(clean, store)
     assert store.misses > 0  # the workers' misses, reported back

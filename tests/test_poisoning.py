@@ -387,7 +387,7 @@ def test_trigger_word_backdoors_a_text_model(device, session_store_env):
     trained on the poisons sends triggered rotten snippets to fresh; the clean and the
     retrained model leave them at their ordinary error rate on rotten snippets."""
     from unlearnlib.data import load_splits
-    from unlearnlib.poisoning.study import run_attack
+    from unlearnlib.studies.poisoning_study import run_attack
 
     clean = load_splits("rt_sentiment", "fraction:0.02", device=device)
     recipe = Recipe(epochs=10, lr=0.3, batch_size=128)

@@ -14,7 +14,7 @@ attack              paper                                    metric (:func:`atta
                     Kurita et al. 2020 (trigger word, text)
 ==================  =======================================  ==========================================
 
-:mod:`.study` runs an attack through training and every method at each compute budget
+:mod:`unlearnlib.studies.poisoning_study` runs an attack through training and every method at each compute budget
 (tidy rows, cached); :mod:`unlearnlib.studies.poisoning_verdicts` turns the rows into the
 paper's two findings as computed verdicts with intervals over seeds.
 

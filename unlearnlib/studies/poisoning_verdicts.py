@@ -208,7 +208,7 @@ def budget_line(df: pd.DataFrame, setting: str = "") -> str:
 
 
 def poisoning_verdicts(df: pd.DataFrame, setting: str = "", chapter: str = "poisoning") -> list[Verdict]:
-    """Pawelczyk et al.'s two findings on :func:`~unlearnlib.poisoning.study.run_attack` rows
+    """Pawelczyk et al.'s two findings on :func:`~unlearnlib.studies.poisoning_study.run_attack` rows
     (several attacks, seeds and budgets; module docstring). ``setting`` (e.g. "mnist5k, MLP,
     20 epochs") goes into the budget line."""
     d, top = at_top_budget(df)

@@ -43,6 +43,9 @@ from .. import methods as registry
 from ..data import Splits, load_raw, make_splits, resolve_device
 from ..evaluation import accuracy, per_sample_loss, population_mia
 from ..models import build_model
+from ..poisoning import METRICS, NEEDS_CLEAN, NEEDS_SURROGATE, attack_metric
+from ..poisoning.base import BUDGET_FRACTIONS, PoisonInfo, budget_sample_grads
+from ..poisoning.cache import KIND, cached_poison_splits, poison_entry_spec
 from ..store import Store, canonical_json
 from ..training import (
     Recipe,
@@ -52,9 +55,6 @@ from ..training import (
     train,
     train_reference_models,
 )
-from . import METRICS, NEEDS_CLEAN, NEEDS_SURROGATE, attack_metric
-from .base import BUDGET_FRACTIONS, PoisonInfo, budget_sample_grads
-from .cache import KIND, cached_poison_splits, poison_entry_spec
 
 #: Bumped when what an evaluated row holds changes (part of the rows' store key).
 EVAL_VERSION = 2
@@ -121,7 +121,7 @@ def run_attack(
     (module docstring); the rows equal the serial run's but for ``seconds``."""
     from tqdm.auto import tqdm
 
-    from ..studies import executors
+    from . import executors
 
     keys, budgets, params, method_hparams = _checked(methods, budgets, params, method_hparams)
     recipe = recipe or default_recipe(clean.dataset)
@@ -248,7 +248,7 @@ def run_attacks(
     """:func:`run_attack` for each of ``attacks`` (poison fraction and parameters per attack),
     concatenated. With parallel workers (``executor``, as :func:`run_attack`'s) the missing
     units of every attack run there together first; then each attack's rows are read back."""
-    from ..studies import executors
+    from . import executors
 
     params = params or {}
     missing = [a for a in attacks if a not in fractions]
@@ -317,7 +317,7 @@ def worker_clean(key: CleanKey, fingerprint: str) -> Splits:
         clean = clean_splits(key.dataset, key.forget, key.data_root, key.device, key.standardize)
         if clean.fingerprint() != fingerprint:
             raise ValueError(f"The clean splits re-created in this worker from {key} are not the sender's: make "
-                             "them with poisoning.study.clean_splits(...) (or load_splits(dataset, forget)) to run "
+                             "them with studies.poisoning_study.clean_splits(...) (or load_splits(dataset, forget)) to run "
                              "on an executor.")
         _CLEAN[(key, fingerprint)] = clean
     return _CLEAN[(key, fingerprint)]
@@ -374,7 +374,7 @@ class _SeedKeys:
         """The reference entries, the rows' shared spec and the methods' data scale, once
         the poisons are stored (None before): read from the store as the serial run does."""
         if self._known is None and all(self.store.has(k, s) for k, s in self.inputs):
-            from ..studies.experiment import reference_specs
+            from .experiment import reference_specs
 
             cm = clean_model(self.clean, self.model, self.seed, self.recipe, self.store)[0] if self.clean_spec else None
             splits, _ = cached_poison_splits(self.store, self.clean, self.attack, self.fraction, self.seed,
