@@ -21,6 +21,7 @@ from unlearnlib.store import Store
 from unlearnlib.studies import executors
 from unlearnlib.studies import poisoning_study as P
 from unlearnlib.studies import unrolling as U
+from unlearnlib.studies.worker_cache import worker_splits
 from unlearnlib.training import Recipe
 
 #: Columns that measure wall time.
@@ -136,8 +137,8 @@ def test_clean_splits_keep_the_chapter_keys_and_workers_check_them():
                       "fraction:0.05")
     clean = P.clean_splits("digits", "fraction:0.05", standardize=True)
     assert clean.fingerprint() == old.fingerprint() and P.clean_key(clean).standardize
-    assert P.worker_clean(P.clean_key(clean), clean.fingerprint()).fingerprint() == old.fingerprint()
+    assert worker_splits(P.clean_key(clean)).fingerprint() == old.fingerprint()
     plain = load_splits("digits", "fraction:0.05")
-    assert P.worker_clean(P.clean_key(plain), plain.fingerprint()).fingerprint() == plain.fingerprint()
-    with pytest.raises(ValueError, match="are not the sender's"):
-        P.worker_clean(P.clean_key(old), old.fingerprint())  # standardised, but keyed as load_splits'
+    assert worker_splits(P.clean_key(plain)).fingerprint() == plain.fingerprint()
+    with pytest.raises(ValueError, match="gives other splits in this worker than the sender's"):
+        worker_splits(P.clean_key(old))  # standardised, but keyed as load_splits'

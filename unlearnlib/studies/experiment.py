@@ -37,6 +37,7 @@ from ..models import available_models, build_model
 from ..store import Store, atomic_write_bytes, canonical_json, probe_writable, writable_error
 from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 from . import executors
+from .worker_cache import Kept, absolute, stored
 
 #: Bump when the evaluation code changes what a cached row contains.
 EVAL_VERSION = 6
@@ -360,7 +361,7 @@ class UnitPlan:
             entries = reference_specs(self.splits, self.model, self.recipe, seed, self.base(seed))
             self._refs[seed] = self.ex.task(
                 f"reference models of seed {seed}", reference_unit, (self.key, seed), self.store,
-                done=lambda: all(self.store.has(k, s) for k, s in entries))
+                done=stored(self.store, entries))
         return self._refs[seed]
 
     def row(self, method: str, seed: int, hparams: dict[str, Any] | None = None) -> executors.Task:
@@ -371,7 +372,7 @@ class UnitPlan:
         if ident not in self._rows:
             self._rows[ident] = self.ex.task(
                 f"{method} on seed {seed}", method_unit, (self.key, method, seed, dict(hparams or {})),
-                self.store, needs=(self.refs(seed),), done=lambda: self.store.has("results", spec))
+                self.store, needs=(self.refs(seed),), done=stored(self.store, [("results", spec)]))
         return self._rows[ident]
 
     def tasks(self) -> list[executors.Task]:
@@ -497,21 +498,19 @@ def setup_key(dataset: str, model: str, forget: str, epochs: int | None, device:
               store: Store) -> executors.SetupKey:
     """What re-creates a setup in a worker; the paths made absolute (a worker, or a notebook
     kernel's worker, runs in another folder)."""
-    root = str(Path(data_root).absolute()) if data_root else data_root
-    return executors.SetupKey(dataset, model, forget, epochs, str(device), root, str(Path(store.root).absolute()))
+    return executors.SetupKey(dataset, model, forget, epochs, str(device), absolute(data_root),
+                              str(Path(store.root).absolute()))
 
 
-#: Setups of this process, by key (a worker re-creates each once).
-_SETUPS: dict[executors.SetupKey, Setup] = {}
+#: Setups of this process, by key (a worker re-creates each once: :mod:`.worker_cache`).
+_SETUPS = Kept()
 
 
 def worker_setup(store: Store, key: executors.SetupKey) -> Setup:
     """The :class:`Setup` of ``key`` in this process (created once, without progress bars:
     a worker's bars would mix with the sender's)."""
-    if key not in _SETUPS:
-        _SETUPS[key] = Setup.create(key.dataset, key.model, key.forget, key.epochs, key.device, key.data_root,
-                                    store, show_progress=False)
-    return _SETUPS[key]
+    return _SETUPS.get(key, lambda: Setup.create(key.dataset, key.model, key.forget, key.epochs, key.device,
+                                                 key.data_root, store, show_progress=False))
 
 
 def reference_unit(store: Store, key: executors.SetupKey, seed: int) -> None:

@@ -29,18 +29,15 @@ forget)``).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import pandas as pd
 from torch import nn
 
 from .. import methods as registry
-from ..data import Splits, load_raw, make_splits, resolve_device
+from ..data import Splits
 from ..evaluation import accuracy, per_sample_loss, population_mia
 from ..models import build_model
 from ..poisoning import METRICS, NEEDS_CLEAN, NEEDS_SURROGATE, attack_metric
@@ -55,6 +52,7 @@ from ..training import (
     train,
     train_reference_models,
 )
+from .worker_cache import Kept, SplitsKey, absolute, load, splits_key, stored, worker_splits
 
 #: Bumped when what an evaluated row holds changes (part of the rows' store key).
 EVAL_VERSION = 2
@@ -172,20 +170,22 @@ def needs_clean(attack: str, with_clean: bool) -> bool:
 
 
 def seed_run(clean: Splits, attack: str, model_name: str, seed: int, fraction: float, params: dict,
-             recipe: Recipe, store: Store, with_clean: bool) -> "_SeedRun":
+             recipe: Recipe, store: Store, with_clean: bool) -> "SeedRun":
     """One seed of one attack: the clean model when needed, the cached poisons, and the
     reference models trained on the poisoned data and without the poisons."""
     cm, cm_spec = (clean_model(clean, model_name, seed, recipe, store)
                    if needs_clean(attack, with_clean) else (None, None))
     splits, info = cached_poison_splits(store, clean, attack, fraction, seed, surrogate=cm,
                                         surrogate_spec=cm_spec, **params)
-    return _SeedRun(splits, info, train_reference_models(splits, model_name, seed, recipe, store, False),
-                    cm, seed, recipe, store)
+    return SeedRun(splits, info, train_reference_models(splits, model_name, seed, recipe, store, False),
+                   cm, seed, recipe, store)
 
 
-def rows_spec(splits: Splits, model_name: str, recipe: Recipe, seed: int) -> dict:
-    """The store spec shared by one seed's ``poison_results`` rows (``splits``: poisoned)."""
-    return {**model_spec(splits, model_name, recipe, seed), "poison_eval": EVAL_VERSION}
+def rows_spec(splits: Splits, model_name: str, recipe: Recipe, seed: int, base: dict | None = None) -> dict:
+    """The store spec shared by one seed's ``poison_results`` rows (``splits``: poisoned;
+    ``base``: their ``model_spec``, computed when not given)."""
+    base = base if base is not None else model_spec(splits, model_name, recipe, seed)
+    return {**base, "poison_eval": EVAL_VERSION}
 
 
 def budget_data(splits: Splits, seed: int, model_name: str, recipe: Recipe, budget: float,
@@ -197,7 +197,7 @@ def budget_data(splits: Splits, seed: int, model_name: str, recipe: Recipe, budg
 
 
 @dataclass
-class _SeedRun:
+class SeedRun:
     """One seed of one attack: its poisoned splits, reference models and store keys."""
 
     splits: Splits
@@ -209,8 +209,13 @@ class _SeedRun:
     store: Store
 
     @property
+    def base(self) -> dict:
+        """``model_spec`` of the poisoned splits (what every entry of this seed is keyed by)."""
+        return model_spec(self.splits, self.refs.model_name, self.recipe, self.seed)
+
+    @property
     def spec(self) -> dict:
-        return rows_spec(self.splits, self.refs.model_name, self.recipe, self.seed)
+        return rows_spec(self.splits, self.refs.model_name, self.recipe, self.seed, self.base)
 
     def evaluate(self, model: nn.Module) -> dict:
         return evaluate(model, self.info, self.splits, self.clean, self.seed)
@@ -264,20 +269,11 @@ def run_attacks(
 
 # --------------------------------------------------------------------------- units on an executor
 
-#: ``Splits.meta`` entry where :func:`clean_splits` records what re-creates the splits.
+#: ``Splits.meta`` entry where :func:`clean_splits` records the loader arguments the splits do not hold.
 CLEAN_KEY = "poisoning_clean_key"
-
-
-@dataclass(frozen=True)
-class CleanKey:
-    """What re-creates clean splits in a worker (picklable): :func:`clean_splits`'
-    arguments, the data folder absolute and the device resolved."""
-
-    dataset: str
-    forget: str
-    data_root: str | None
-    device: str
-    standardize: bool = False
+#: The end of a worker's error when it re-creates other clean splits than the sender's.
+CLEAN_HINT = ("make them with studies.poisoning_study.clean_splits(...) (or load_splits(dataset, forget)) to run "
+              "on an executor")
 
 
 def clean_splits(dataset: str, forget: str = "fraction:0.02", data_root: str | None = None,
@@ -285,119 +281,111 @@ def clean_splits(dataset: str, forget: str = "fraction:0.02", data_root: str | N
     """The clean splits of a poisoning study: the dataset's splits with ``forget`` (the
     forget set is replaced by the poisons), with the pixels standardised by the training
     set's mean and standard deviation when ``standardize`` (the Gaussian test's setting).
-    ``meta`` records their :class:`CleanKey` (workers re-create them from it)."""
-    raw = load_raw(dataset, data_root)
-    if standardize:
-        mean, std = raw.x_train.mean(), raw.x_train.std()
-        raw = dataclasses.replace(raw, x_train=(raw.x_train - mean) / std, x_test=(raw.x_test - mean) / std)
-    splits = make_splits(raw, forget).to(resolve_device(device))
-    root = str(Path(data_root).absolute()) if data_root else data_root
-    splits.meta[CLEAN_KEY] = CleanKey(dataset, forget, root, str(splits.device), standardize)
+    ``meta`` records how they were made (:func:`clean_key`: workers re-create them so)."""
+    splits = load(dataset, forget, data_root, device, standardize)
+    splits.meta[CLEAN_KEY] = {"data_root": absolute(data_root), "standardize": standardize}
     return splits
 
 
-def clean_key(clean: Splits) -> CleanKey:
-    """The :class:`CleanKey` of ``clean``: the one :func:`clean_splits` recorded, else
-    that of ``load_splits(dataset, forget_spec)`` (the workers check the fingerprint)."""
-    key = clean.meta.get(CLEAN_KEY)
-    return key if isinstance(key, CleanKey) else CleanKey(clean.dataset, clean.forget_spec, None, str(clean.device))
+def clean_key(clean: Splits) -> SplitsKey:
+    """The :class:`~.worker_cache.SplitsKey` of ``clean``: made as :func:`clean_splits`
+    recorded, else as ``load_splits(dataset, forget_spec)`` (the workers check the fingerprint)."""
+    return splits_key(clean, **clean.meta.get(CLEAN_KEY, {}))
 
 
-#: What this process (a worker) re-created, by key: clean splits, and the last seed runs.
-_CLEAN: dict[tuple[CleanKey, str], Splits] = {}
-_RUNS: "OrderedDict[tuple, _SeedRun]" = OrderedDict()
-#: Seed runs kept per worker (each holds poisoned splits and three models).
+#: Seed runs kept per worker process (each holds poisoned splits and three models).
 KEEP_RUNS = 4
+_RUNS = Kept(KEEP_RUNS)
 
 
-def worker_clean(key: CleanKey, fingerprint: str) -> Splits:
-    """The clean splits of ``key`` in this process (made once); ``ValueError`` when they are
-    not the sender's (``fingerprint``)."""
-    if (key, fingerprint) not in _CLEAN:
-        clean = clean_splits(key.dataset, key.forget, key.data_root, key.device, key.standardize)
-        if clean.fingerprint() != fingerprint:
-            raise ValueError(f"The clean splits re-created in this worker from {key} are not the sender's: make "
-                             "them with studies.poisoning_study.clean_splits(...) (or load_splits(dataset, forget)) to run "
-                             "on an executor.")
-        _CLEAN[(key, fingerprint)] = clean
-    return _CLEAN[(key, fingerprint)]
+def worker_run(store: Store, source: SplitsKey, attack: str, model_name: str, seed: int, fraction: float,
+               params: dict, recipe: Recipe, with_clean: bool) -> SeedRun:
+    """:func:`seed_run` in this process (a worker's) on the clean splits of ``source``, the last
+    :data:`KEEP_RUNS` kept: the units of one seed load its poisons and models once."""
+    ident = (source, attack, model_name, int(seed), fraction, canonical_json(params),
+             canonical_json(recipe.as_dict()), with_clean, str(store.root))
+    return _RUNS.get(ident, lambda: seed_run(worker_splits(source, CLEAN_HINT), attack, model_name, int(seed),
+                                             fraction, params, recipe, store, with_clean))
 
 
-def _worker_run(store: Store, source: tuple[CleanKey, str], attack: str, model_name: str, seed: int,
-                fraction: float, params: dict, recipe: Recipe, with_clean: bool) -> _SeedRun:
-    """:func:`seed_run` in this process, the last :data:`KEEP_RUNS` of them kept."""
-    ident = (source, attack, model_name, seed, fraction, canonical_json(params), canonical_json(recipe.as_dict()),
-             with_clean, str(store.root))
-    if ident not in _RUNS:
-        _RUNS[ident] = seed_run(worker_clean(*source), attack, model_name, seed, fraction, params, recipe, store,
-                                with_clean)
-        while len(_RUNS) > KEEP_RUNS:
-            _RUNS.popitem(last=False)
-    _RUNS.move_to_end(ident)
-    return _RUNS[ident]
-
-
-def clean_unit(store: Store, source: tuple[CleanKey, str], model_name: str, seed: int, recipe: Recipe) -> None:
+def clean_unit(store: Store, source: SplitsKey, model_name: str, seed: int, recipe: Recipe) -> None:
     """A task: the clean model of ``seed`` (shared by every attack)."""
-    clean_model(worker_clean(*source), model_name, int(seed), recipe, store)
+    clean_model(worker_splits(source, CLEAN_HINT), model_name, int(seed), recipe, store)
 
 
-def reference_unit(store: Store, source: tuple[CleanKey, str], attack: str, model_name: str, seed: int,
+def reference_unit(store: Store, source: SplitsKey, attack: str, model_name: str, seed: int,
                    fraction: float, params: dict, recipe: Recipe, with_clean: bool) -> None:
     """A task: the poisons of one (attack, seed), its reference models and their rows."""
-    _worker_run(store, source, attack, model_name, int(seed), fraction, params, recipe, with_clean).reference_rows()
+    worker_run(store, source, attack, model_name, seed, fraction, params, recipe, with_clean).reference_rows()
 
 
-def method_unit(store: Store, source: tuple[CleanKey, str], attack: str, model_name: str, seed: int,
+def method_unit(store: Store, source: SplitsKey, attack: str, model_name: str, seed: int,
                 fraction: float, params: dict, recipe: Recipe, with_clean: bool, method: str, budget: float,
                 hparams: dict) -> None:
     """A task: one method's row at one budget (its seed's poisons and models are stored)."""
-    run = _worker_run(store, source, attack, model_name, int(seed), fraction, params, recipe, with_clean)
+    run = worker_run(store, source, attack, model_name, seed, fraction, params, recipe, with_clean)
     run.method_row(registry.get(method), budget, hparams)
 
 
-class _SeedKeys:
-    """The store entries of one (attack, seed)'s units, in the sending process. The rows
-    are keyed by the poisoned splits, so those keys are known once the poisons are stored."""
+class Poisoned(NamedTuple):
+    """What keys the entries of one seed's units once its poisons are stored."""
 
-    def __init__(self, clean: Splits, attack: str, model_name: str, seed: int, fraction: float, params: dict,
-                 recipe: Recipe, store: Store, with_clean: bool) -> None:
+    splits: Splits              # the poisoned splits
+    base: dict                  # their model_spec
+    scale: registry.DataScale   # what sizes the methods' default epoch counts
+
+
+class SeedKeys:
+    """One (attack, seed)'s units in the sending process: ``args``, what a worker re-creates
+    the seed's run from (:func:`worker_run`), and the store entries of its units. They are
+    keyed by the poisoned splits, so they are known once the poisons are stored (None before,
+    which :func:`~.worker_cache.stored` reads as not done)."""
+
+    def __init__(self, source: SplitsKey, clean: Splits, attack: str, model_name: str, seed: int, fraction: float,
+                 params: dict, recipe: Recipe, store: Store, with_clean: bool) -> None:
+        self.args = (source, attack, model_name, seed, fraction, params, recipe, with_clean)
         self.clean, self.attack, self.model, self.seed, self.fraction, self.params = (
             clean, attack, model_name, seed, fraction, params)
         self.recipe, self.store = recipe, store
         self.clean_spec = clean_spec(clean, model_name, seed, recipe) if needs_clean(attack, with_clean) else None
         self.inputs = [("models", self.clean_spec)] if self.clean_spec is not None else []
         self.inputs.append((KIND, poison_entry_spec(clean, attack, fraction, seed, params, self.clean_spec)))
-        self._known: tuple[list[tuple[str, dict]], dict, registry.DataScale] | None = None
+        self._known: Poisoned | None = None
 
-    def known(self) -> tuple[list[tuple[str, dict]], dict, registry.DataScale] | None:
-        """The reference entries, the rows' shared spec and the methods' data scale, once
-        the poisons are stored (None before): read from the store as the serial run does."""
-        if self._known is None and all(self.store.has(k, s) for k, s in self.inputs):
-            from .experiment import reference_specs
-
+    def known(self) -> Poisoned | None:
+        """The poisoned splits and what they key, once the poisons are stored (None before):
+        read from the store as the serial run does."""
+        if self._known is None and stored(self.store, self.inputs)():
             cm = clean_model(self.clean, self.model, self.seed, self.recipe, self.store)[0] if self.clean_spec else None
             splits, _ = cached_poison_splits(self.store, self.clean, self.attack, self.fraction, self.seed,
                                              surrogate=cm, surrogate_spec=self.clean_spec, **self.params)
-            base = rows_spec(splits, self.model, self.recipe, self.seed)
-            names = ["original", "retrain", *(["clean"] if cm is not None else [])]
-            entries = reference_specs(splits, self.model, self.recipe, self.seed)
-            entries += [("poison_results", {**base, "method": n}) for n in names]
             scale = budget_data(splits, self.seed, self.model, self.recipe, 1.0).scale
-            self._known = entries, base, scale
+            self._known = Poisoned(splits, model_spec(splits, self.model, self.recipe, self.seed), scale)
         return self._known
 
-    def references_done(self) -> bool:
-        known = self.known()
-        return known is not None and all(self.store.has(k, s) for k, s in known[0])
+    def reference_entries(self, rows: bool = True) -> list[tuple[str, dict]] | None:
+        """The entries of the reference models (trained on the poisoned data and without the
+        poisons) and, with ``rows``, of their rows (:meth:`SeedRun.reference_rows`)."""
+        from .experiment import reference_specs
 
-    def row_done(self, method: str, budget: float, hparams: dict) -> bool:
-        known = self.known()
-        if known is None:
-            return False
-        _, base, scale = known
-        hp = registry.get(method).resolve_hparams(dict(hparams), scale)
-        return self.store.has("poison_results", {**base, "method": method, "budget": budget, "hparams": hp})
+        k = self.known()
+        if k is None:
+            return None
+        entries = reference_specs(k.splits, self.model, self.recipe, self.seed, k.base)
+        if rows:
+            spec = rows_spec(k.splits, self.model, self.recipe, self.seed, k.base)
+            names = ["original", "retrain", *(["clean"] if self.clean_spec is not None else [])]
+            entries += [("poison_results", {**spec, "method": n}) for n in names]
+        return entries
+
+    def row_entries(self, method: str, budget: float, hparams: dict) -> list[tuple[str, dict]] | None:
+        """The entry of one :meth:`SeedRun.method_row`."""
+        k = self.known()
+        if k is None:
+            return None
+        hp = registry.get(method).resolve_hparams(dict(hparams), k.scale)
+        spec = rows_spec(k.splits, self.model, self.recipe, self.seed, k.base)
+        return [("poison_results", {**spec, "method": method, "budget": budget, "hparams": hp})]
 
 
 class _AttackPlan:
@@ -409,7 +397,7 @@ class _AttackPlan:
                  store: Store, with_clean: bool) -> None:
         self.ex, self.clean, self.model, self.seeds = ex, clean, model_name, [int(s) for s in seeds]
         self.recipe, self.store, self.with_clean = recipe, store, with_clean
-        self.source = (clean_key(clean), clean.fingerprint())
+        self.source = clean_key(clean)
         self._clean: dict[int, Any] = {}
         self.tasks: list = []
 
@@ -418,26 +406,26 @@ class _AttackPlan:
             spec = clean_spec(self.clean, self.model, seed, self.recipe)
             self._clean[seed] = self.ex.task(f"clean model of seed {seed}", clean_unit,
                                              (self.source, self.model, seed, self.recipe), self.store,
-                                             done=lambda: self.store.has("models", spec))
+                                             done=stored(self.store, [("models", spec)]))
         return self._clean[seed]
 
     def add(self, attack: str, fraction: float, params: dict, keys: Sequence[str], budgets: Sequence[float],
             method_hparams: Mapping[str, Mapping[str, Any]]) -> None:
         """The tasks of one attack (arguments checked as :func:`run_attack` does)."""
         for seed in self.seeds:
-            keyed = _SeedKeys(self.clean, attack, self.model, seed, fraction, params, self.recipe, self.store,
-                              self.with_clean)
-            args = (self.source, attack, self.model, seed, fraction, params, self.recipe, self.with_clean)
+            keyed = SeedKeys(self.source, self.clean, attack, self.model, seed, fraction, params, self.recipe,
+                             self.store, self.with_clean)
             needs = (self.clean_task(seed),) if keyed.clean_spec is not None else ()
-            refs = self.ex.task(f"{attack} references of seed {seed}", reference_unit, args, self.store,
-                                needs=needs, done=keyed.references_done)
+            refs = self.ex.task(f"{attack} references of seed {seed}", reference_unit, keyed.args, self.store,
+                                needs=needs, done=stored(self.store, keyed.reference_entries))
             self.tasks.append(refs)
             for key in keys:
                 hp = dict(method_hparams.get(key) or {})
                 for b in budgets:
                     self.tasks.append(self.ex.task(
-                        f"{attack} {key} at budget {b:g} on seed {seed}", method_unit, (*args, key, b, hp),
-                        self.store, needs=(refs,), done=lambda k=keyed, m=key, b=b, hp=hp: k.row_done(m, b, hp)))
+                        f"{attack} {key} at budget {b:g} on seed {seed}", method_unit, (*keyed.args, key, b, hp),
+                        self.store, needs=(refs,),
+                        done=stored(self.store, lambda k=keyed, m=key, b=b, hp=hp: k.row_entries(m, b, hp))))
 
     def run(self, desc: str, show_progress: bool) -> int:
         """Compute the missing units on the executor; how many ran."""
@@ -458,5 +446,6 @@ def _plan_attacks(ex: Any, clean: Splits, attacks: Sequence[str], model_name: st
     return plan.run("poisoning units", show_progress)
 
 
-__all__ = ["REFERENCES", "EVAL_VERSION", "CLEAN_KEY", "CleanKey", "clean_splits", "clean_key", "clean_spec",
-           "clean_model", "evaluate", "run_attack", "run_attacks", "seed_run", "needs_clean"]
+__all__ = ["REFERENCES", "EVAL_VERSION", "CLEAN_KEY", "clean_splits", "clean_key", "clean_spec",
+           "clean_model", "evaluate", "run_attack", "run_attacks", "seed_run", "needs_clean", "SeedRun", "SeedKeys",
+           "worker_run"]

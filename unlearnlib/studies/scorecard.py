@@ -49,12 +49,10 @@ tests are compared by Kendall's tau (:func:`kendall_matrix`).
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,6 +69,10 @@ from ..evaluation.rmia import rmia
 from ..store import Store, canonical_json
 from ..training import ReferenceModels, model_spec
 from . import verdicts as vd
+from .worker_cache import load, splits_key, stored
+
+if TYPE_CHECKING:
+    from .poisoning_study import SeedKeys, SeedRun
 
 #: Bump when what a cached scorecard entry holds changes.
 SCORECARD_VERSION = 1
@@ -270,8 +272,7 @@ def with_relearning(rows: pd.DataFrame, setup, keys: Sequence[str], hparams: Map
                 spec = relearning_spec(setup, m, s, hp, attack)
                 tasks.append(ex.task(f"relearning attack on {m}, seed {s}", relearning_unit,
                                      (setup.task_key(), m, s, hp, dict(attack)), setup.store,
-                                     needs=(plan.refs(s),),
-                                     done=lambda spec=spec: setup.store.has("scorecard_relearn", spec)))
+                                     needs=(plan.refs(s),), done=stored(setup.store, [("scorecard_relearn", spec)])))
             ex.run(tasks, setup.store, "relearning attacks", setup.show_progress)
     acc = [relearning_row(setup, m, int(s), hparams.get(m, ({}, ""))[0], **attack)["relearn_acc"]
            if m in keys else math.nan for m, s in zip(rows["method"], rows["seed"], strict=True)]
@@ -465,12 +466,7 @@ class PoisonSetting:
 
 def poison_clean_splits(setting: PoisonSetting, data_root: str | None = None, device: str = "cpu") -> Splits:
     """The clean splits of the poisoning chapter: pixels standardised by the training mean and std."""
-    from ..data import load_raw, make_splits, resolve_device
-
-    raw = load_raw(setting.dataset, data_root)
-    mean, std = raw.x_train.mean(), raw.x_train.std()
-    raw = dataclasses.replace(raw, x_train=(raw.x_train - mean) / std, x_test=(raw.x_test - mean) / std)
-    return make_splits(raw, "fraction:0.02").to(resolve_device(device))
+    return load(setting.dataset, "fraction:0.02", data_root, device, standardize=True)
 
 
 def poison_rows(store: Store, clean: Splits, setting: PoisonSetting, keys: Sequence[str],
@@ -478,51 +474,33 @@ def poison_rows(store: Store, clean: Splits, setting: PoisonSetting, keys: Seque
     """Per (method, seed): the attack's metric (``gus`` for the Gaussian attack) and test
     accuracy after unlearning the poisons at ``setting.budget`` of the training compute,
     methods at their defaults (cached). ``original`` is the poisoned model, ``retrain`` the
-    model retrained without the poisons; poison draw and model seed are both ``seed``.
+    model retrained without the poisons; poison draw and model seed are both ``seed``. The
+    poisons and reference models of a seed are the poisoning study's
+    (:func:`~.poisoning_study.seed_run`: the same store entries).
 
     The missing entries run first on ``executor``'s workers (None: the scheduler of
     ``$UNLEARNLIB_SCHEDULER`` when set, else nothing ahead): one task per seed for its
     poisons and reference models, then one per (method, seed). A worker re-creates
     ``clean`` with :func:`poison_clean_splits` (``data_root`` as the caller gave it, on
-    ``clean``'s device), so ``clean`` must be what that function returns."""
+    ``clean``'s device), so ``clean`` must be what that function returns (the worker checks)."""
+    from . import executors
+    from .poisoning_study import needs_clean, seed_run
+
     bad = [k for k in keys if k in UNBUDGETED]
     if bad:
         raise ValueError(f"{', '.join(bad)} cannot be held to a compute budget; leave them out (UNBUDGETED).")
-    if setting.attack in ("targeted", "indiscriminate"):
-        raise ValueError(f"The scorecard runs attacks without a surrogate model; got {setting.attack!r}.")
-    from . import executors
-
+    if needs_clean(setting.attack, False):
+        raise ValueError(f"The scorecard runs attacks without a clean or surrogate model; got {setting.attack!r}.")
     with executors.using(executor) as ex:
         if ex.parallel:
             ex.run(_poison_tasks(ex, store, clean, setting, keys, seeds, data_root), store, "poisoning units",
                    False)
     rows = []
-    for seed in seeds:
-        ctx = _poison_context(store, clean, setting, int(seed))
-        rows += [_poison_row(ctx, key) for key in keys]
+    for seed in map(int, seeds):
+        run = seed_run(clean, setting.attack, setting.model, seed, setting.fraction, dict(setting.params),
+                       _poison_recipe(setting), store, False)
+        rows += [_poison_row(run, setting, key) for key in keys]
     return pd.DataFrame(rows)
-
-
-@dataclass
-class _PoisonContext:
-    """One seed of the poisoning test: its poisoned splits, their reference models and what
-    keys its entries."""
-
-    setting: PoisonSetting
-    seed: int
-    splits: Splits
-    info: Any
-    refs: ReferenceModels
-    recipe: Any
-    base: dict
-    grads: int
-    store: Store
-
-
-def _poison_splits(store: Store, clean: Splits, setting: PoisonSetting, seed: int):
-    from ..poisoning import cached_poison_splits
-
-    return cached_poison_splits(store, clean, setting.attack, setting.fraction, seed=seed, **dict(setting.params))
 
 
 def _poison_recipe(setting: PoisonSetting):
@@ -531,102 +509,66 @@ def _poison_recipe(setting: PoisonSetting):
     return default_recipe(setting.dataset).with_(epochs=setting.epochs)
 
 
-def _poison_base(splits: Splits, setting: PoisonSetting, recipe, seed: int) -> dict:
-    return {**model_spec(splits, setting.model, recipe, seed), "budget": setting.budget,
-            "scorecard": SCORECARD_VERSION}
+def _poison_spec(base: dict, setting: PoisonSetting, key: str) -> dict:
+    """The store spec of ``key``'s row (``base``: ``model_spec`` of the seed's poisoned splits)."""
+    return {**base, "budget": setting.budget, "scorecard": SCORECARD_VERSION, "method": key,
+            "hparams": registry.get(key).defaults}
 
 
-def _poison_context(store: Store, clean: Splits, setting: PoisonSetting, seed: int) -> _PoisonContext:
-    from ..poisoning import budget_sample_grads
-    from ..training import train_reference_models
-
-    recipe = _poison_recipe(setting)
-    splits, info = _poison_splits(store, clean, setting, seed)
-    refs = train_reference_models(splits, setting.model, seed, recipe, store, show_progress=False)
-    return _PoisonContext(setting, seed, splits, info, refs, recipe, _poison_base(splits, setting, recipe, seed),
-                          budget_sample_grads(recipe, len(splits.train), setting.budget), store)
-
-
-def _poison_spec(base: dict, key: str) -> dict:
-    return {**base, "method": key, "hparams": registry.get(key).defaults}
-
-
-def _poison_row(ctx: _PoisonContext, key: str) -> dict:
-    """``key``'s cached row on ``ctx``'s seed."""
+def _poison_row(run: SeedRun, setting: PoisonSetting, key: str) -> dict:
+    """``key``'s cached row on ``run``, one seed's :class:`~.poisoning_study.SeedRun`."""
     from ..evaluation import accuracy
     from ..poisoning import METRICS, attack_metric
     from .experiment import timed_unlearn
+    from .poisoning_study import budget_data
 
     def compute() -> list[dict]:
         if key in REFERENCES:
-            model = ctx.refs.original if key == "original" else ctx.refs.retrained
+            model = run.refs.original if key == "original" else run.refs.retrained
         else:
-            data = registry.UnlearnData.from_splits(ctx.splits, seed=ctx.seed, model_name=ctx.setting.model,
-                                                    init_state=ctx.refs.init_state, train_recipe=ctx.recipe,
-                                                    max_sample_grads=ctx.grads)
-            model, _ = timed_unlearn(registry.get(key), ctx.refs.original, data)
-        return [{"metric": attack_metric(model, ctx.info, ctx.splits)[METRICS[ctx.setting.attack]],
-                 "test_acc": accuracy(model, ctx.splits.test)}]
+            data = budget_data(run.splits, run.seed, setting.model, run.recipe, setting.budget, run.refs.init_state)
+            model, _ = timed_unlearn(registry.get(key), run.refs.original, data)
+        return [{"metric": attack_metric(model, run.info, run.splits)[METRICS[setting.attack]],
+                 "test_acc": accuracy(model, run.splits.test)}]
 
-    r = ctx.store.rows("scorecard_poison", _poison_spec(ctx.base, key), compute)[0]
-    return {"method": key, "seed": ctx.seed, "gus": r["metric"], "poison_test_acc": r["test_acc"]}
+    r = run.store.rows("scorecard_poison", _poison_spec(run.base, setting, key), compute)[0]
+    return {"method": key, "seed": run.seed, "gus": r["metric"], "poison_test_acc": r["test_acc"]}
 
 
 def _poison_tasks(ex, store: Store, clean: Splits, setting: PoisonSetting, keys: Sequence[str],
                   seeds: Sequence[int], data_root: str | None) -> list:
-    """The tasks of :func:`poison_rows`, each done when its store entries exist (read
-    without crafting anything here: a seed whose poisons are not stored is not done)."""
-    from ..poisoning.cache import KIND, poison_entry_spec
-    from .experiment import reference_specs
+    """The tasks of :func:`poison_rows`: per seed the poisoning study's poisons and reference
+    models (:class:`~.poisoning_study.SeedKeys`), then one row per method after them; each
+    done when its store entries exist (a seed whose poisons are not stored is not done)."""
+    from .poisoning_study import SeedKeys
 
-    root = str(Path(data_root).absolute()) if data_root else data_root
-    where = (setting, root, str(clean.device))
-    recipe = _poison_recipe(setting)
-    stored: dict[int, Any] = {}
+    source, recipe = splits_key(clean, data_root, standardize=True), _poison_recipe(setting)
 
-    def base(seed: int) -> dict | None:
-        """The seed's entry spec base, once its poisons are stored (None before)."""
-        if seed not in stored:
-            if not store.has(KIND, poison_entry_spec(clean, setting.attack, setting.fraction, seed,
-                                                     dict(setting.params), None)):
-                return None
-            splits, _ = _poison_splits(store, clean, setting, seed)
-            stored[seed] = (splits, _poison_base(splits, setting, recipe, seed))
-        return stored[seed][1]
-
-    def refs_done(seed: int) -> bool:
-        if base(seed) is None:
-            return False
-        return all(store.has(k, s) for k, s in reference_specs(stored[seed][0], setting.model, recipe, seed))
-
-    def row_done(seed: int, key: str) -> bool:
-        b = base(seed)
-        return b is not None and store.has("scorecard_poison", _poison_spec(b, key))
+    def row_entries(keyed: SeedKeys, key: str) -> list[tuple[str, dict]] | None:
+        known = keyed.known()
+        return None if known is None else [("scorecard_poison", _poison_spec(known.base, setting, key))]
 
     tasks = []
-    for seed in seeds:
-        seed = int(seed)
-        refs = ex.task(f"poisons and reference models of seed {seed}", poison_unit, (*where, None, seed), store,
-                       done=lambda seed=seed: refs_done(seed))
-        tasks += [ex.task(f"{key} on the poisons of seed {seed}", poison_unit, (*where, key, seed), store,
-                          needs=(refs,), done=lambda seed=seed, key=key: row_done(seed, key)) for key in keys]
+    for seed in map(int, seeds):
+        keyed = SeedKeys(source, clean, setting.attack, setting.model, seed, setting.fraction, dict(setting.params),
+                         recipe, store, False)
+        refs = ex.task(f"poisons and reference models of seed {seed}", poison_unit, (setting, None, *keyed.args),
+                       store, done=stored(store, lambda k=keyed: k.reference_entries(rows=False)))
+        tasks += [refs, *(ex.task(f"{key} on the poisons of seed {seed}", poison_unit, (setting, key, *keyed.args),
+                                  store, needs=(refs,), done=stored(store, lambda k=keyed, m=key: row_entries(k, m)))
+                          for key in keys)]
     return tasks
 
 
-#: Clean splits of this process, by (setting, data root, device) (a worker makes each once).
-_CLEAN: dict[tuple, Splits] = {}
+def poison_unit(store: Store, setting: PoisonSetting, key: str | None, *args: Any) -> None:
+    """A task (:func:`poison_rows`): the poisons and reference models of one seed (``key``
+    None), or ``key``'s row on them. ``args``: :func:`~.poisoning_study.worker_run`'s; the
+    worker keeps the seed's run, so the rows of one seed load its poisons and models once."""
+    from .poisoning_study import worker_run
 
-
-def poison_unit(store: Store, setting: PoisonSetting, data_root: str | None, device: str, key: str | None,
-                seed: int) -> None:
-    """A task (:func:`poison_rows`): the poisons and reference models of ``seed`` (``key``
-    None), or ``key``'s row on them."""
-    where = (setting, data_root, device)
-    if where not in _CLEAN:
-        _CLEAN[where] = poison_clean_splits(setting, data_root, device)
-    ctx = _poison_context(store, _CLEAN[where], setting, int(seed))
+    run = worker_run(store, *args)
     if key is not None:
-        _poison_row(ctx, key)
+        _poison_row(run, setting, key)
 
 
 # --------------------------------------------------------------------------- the bootstrap

@@ -48,7 +48,6 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -56,7 +55,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..data import Split, Splits, index_batches, load_splits
+from ..data import Split, Splits, index_batches
 from ..evaluation import accuracy
 from ..evaluation.verification import (
     top_hessian_eigenvalue,
@@ -79,6 +78,7 @@ from ..training import (
 )
 from . import executors
 from .experiment import reference_specs
+from .worker_cache import SplitsKey, splits_key, stored, worker_splits
 
 #: Bumped when what a trajectory row means changes (part of its store key).
 UNROLLING_VERSION = 2
@@ -316,42 +316,7 @@ def trajectory_rows(
 
 
 # --------------------------------------------------------------------------- units on an executor
-
-
-@dataclass(frozen=True)
-class SplitsKey:
-    """What re-creates the study's splits in a worker (picklable): the arguments of
-    :func:`~unlearnlib.data.load_splits` (the data folder absolute) and the fingerprint the
-    re-created splits must have."""
-
-    dataset: str
-    forget: str
-    data_root: str | None
-    device: str
-    fingerprint: str
-
-
-def splits_key(splits: Splits, data_root: str | None = None) -> SplitsKey:
-    """The :class:`SplitsKey` of ``splits`` = ``load_splits(dataset, forget, data_root, device)``."""
-    root = str(Path(data_root).absolute()) if data_root else data_root
-    return SplitsKey(splits.dataset, splits.forget_spec, root, str(splits.device), splits.fingerprint())
-
-
-#: Splits re-created in this process (a worker's), by key.
-_SPLITS: dict[SplitsKey, Splits] = {}
-
-
-def worker_splits(key: SplitsKey) -> Splits:
-    """The splits of ``key`` in this process (loaded once); ``ValueError`` when they are not
-    the sender's (another data folder, or splits not made by ``load_splits``)."""
-    if key not in _SPLITS:
-        splits = load_splits(key.dataset, key.forget, key.data_root, key.device)
-        if splits.fingerprint() != key.fingerprint:
-            raise ValueError(f"load_splits({key.dataset!r}, {key.forget!r}, data_root={key.data_root!r}) gives other "
-                             "splits in this worker than the sender's; pass compute_units the data_root the splits "
-                             "were loaded from (splits not made by load_splits cannot be re-created).")
-        _SPLITS[key] = splits
-    return _SPLITS[key]
+# Each unit re-creates the splits from their SplitsKey, once per worker process (.worker_cache).
 
 
 def pretrain_unit(store: Store, key: SplitsKey, model_name: str, seed: int, recipe: Recipe) -> None:
@@ -410,16 +375,13 @@ def compute_units(
                         hessian_rows=hessian_rows, power_iters=power_iters)
         pre: dict[tuple[float, int], tuple[executors.Task, dict]] = {}  # by (SD weight, seed)
 
-        def stored(entries: list[tuple[str, dict]]) -> Callable[[], bool]:
-            return lambda: all(store.has(kind, spec) for kind, spec in entries)
-
         def pretrained(lam: float, seed: int) -> tuple[executors.Task, dict]:
             """The pretraining task of (SD weight, seed) and its checkpoint's spec."""
             if (lam, seed) not in pre:
                 recipe = base.with_(sd_lambda=lam)
                 task = ex.task(f"pretrain sd_lambda={lam:g} seed {seed}", pretrain_unit,
                                (key, model_name, seed, recipe), store,
-                               done=stored(pretrain_entries(splits, model_name, seed, recipe)))
+                               done=stored(store, pretrain_entries(splits, model_name, seed, recipe)))
                 pre[(lam, seed)] = task, pretrain_spec(splits, model_name, seed, recipe)
             return pre[(lam, seed)]
 
@@ -432,7 +394,7 @@ def compute_units(
                     entry = ("unrolling-sigma", sigma_spec(spec, hessian_rows, power_iters))
                     tasks.append(ex.task(f"sigma of {name} seed {seed}", sigma_unit,
                                          (key, model_name, seed, base.with_(sd_lambda=lam), name, hessian_rows,
-                                          power_iters), store, needs=(task,), done=stored([entry])))
+                                          power_iters), store, needs=(task,), done=stored(store, [entry])))
         for seed in map(int, seeds):
             for lr in learning_rates:
                 for lam in dict.fromkeys(losses.values()):  # values as given: they are key parts
@@ -442,7 +404,7 @@ def compute_units(
                                                           power_iters))
                     tasks.append(ex.task(f"trajectory seed {seed} lr {lr:g} sd_lambda={lam:g}", trajectory_unit,
                                          (key, model_name, seed, lr, lam, settings), store, needs=(task,),
-                                         done=stored([entry])))
+                                         done=stored(store, [entry])))
         return len(ex.run(tasks, store, "unrolling units", show_progress))
 
 
