@@ -119,6 +119,25 @@ def test_tasks_run_with_the_senders_thread_count(ex, tmp_path):
         torch.set_num_threads(old)
 
 
+def _worker_state() -> tuple[int, bool, bool, str | None]:
+    return (os.getppid(), "torch._dynamo" in sys.modules, "unlearnlib.studies.experiment" in sys.modules,
+            os.environ.get("OMP_NUM_THREADS"))
+
+
+def test_local_workers_fork_from_a_server_that_preloaded_the_unit_imports(ex):
+    """Local workers are forked from the fork server (their parent is not this process),
+    which imported torch._dynamo and the experiment code once; its thread variables are the
+    sender's. Where the platform has no fork server they are spawned."""
+    if "forkserver" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    states = list(ex.client().run(_worker_state).values())
+    assert len(states) == 2
+    parents = {s[0] for s in states}
+    assert len(parents) == 1 and os.getpid() not in parents, states  # one server, not this process
+    assert all(dynamo and experiment for _, dynamo, experiment, _ in states), states
+    assert {s[3] for s in states} == {str(torch.get_num_threads())}, states
+
+
 def test_cli_run_on_a_scheduler_and_worker_started_as_processes(serial, parallel, tmp_path):
     """`dask scheduler` and `dask worker` as separate processes on 127.0.0.1, the grid sent
     with --scheduler: the serial rows. (The store keeps the reference models; every row is

@@ -18,7 +18,8 @@ Executors (:func:`resolve`):
 - ``local`` (:class:`DaskExecutor` without an address): a ``dask.distributed``
   ``LocalCluster`` of N worker processes, started when the first unit is missing (a run
   whose units are all stored starts nothing and imports no Dask) and closed with the
-  executor. The default of the command line (``--workers N``) and the book.
+  executor. Its workers are forked from a fork server that imports torch and
+  unlearnlib once (:func:`start_forkserver`). The default of the command line (``--workers N``) and the book.
 - an address (``tcp://host:8786``): an existing Dask scheduler and its workers:
   ``dask-jobqueue`` on Slurm or PBS, Kubernetes, a cloud cluster (``--scheduler ADDRESS``,
   or ``$UNLEARNLIB_SCHEDULER``). The store must lie on a file system that every worker and
@@ -43,6 +44,7 @@ as not run).
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
 import uuid
@@ -50,6 +52,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
+from unittest import mock
 
 import torch
 
@@ -355,7 +358,8 @@ class DaskExecutor(Executor):
             # 256x256 matmul loop took 0.26-0.36 s of CPU in a worker against 0.17 s without it,
             # and a 16-training grid ran at 0.90x serial with 2 workers. It is dropped here.
             no_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-            with warnings.catch_warnings(), dask.config.set(no_trim):
+            start = {"distributed.worker.multiprocessing-method": start_forkserver(env)}
+            with warnings.catch_warnings(), dask.config.set({**no_trim, **start}):
                 # no dashboard; its HTTP port moves when 8787 is taken
                 warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
                 self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
@@ -435,6 +439,32 @@ class DaskExecutor(Executor):
             failures.append((t, why, errors[id(t)]))
         failures.sort(key=lambda f: f[1].startswith("not run"))  # the causes first
         return results, failures
+
+
+#: What the fork server of the local workers imports once (:mod:`.worker_preload`).
+PRELOAD = ("distributed", "unlearnlib.studies.worker_preload")
+
+
+def start_forkserver(env: dict[str, str]) -> str:
+    """Start this process's multiprocessing fork server with :data:`PRELOAD` imported, and
+    return the start method for the local workers: ``"forkserver"``, or ``"spawn"`` where
+    the platform has no fork server (Windows).
+
+    Measured on the project's 2-core machine (16-training grid, 2 workers, a cold cluster):
+    14.5 s with spawned workers, 13.3 s forked from the fork server; the server's imports
+    run once instead of in each worker, and each worker's first unit runs as fast as its
+    later ones. The server starts once per process, with ``env`` (the thread variables: set
+    before torch is imported), and stays for later clusters; it exits with this process. A
+    worker that Dask restarts after a crash is spawned (Dask's default), as before.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
+    with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k.endswith("_THREADS")}):
+        forkserver.ensure_running()
+    return "forkserver"
 
 
 # --------------------------------------------------------------------------- choosing one
