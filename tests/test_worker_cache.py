@@ -70,3 +70,28 @@ def test_the_scorecards_poisoning_units_share_one_seed_run_per_process(tmp_path,
         sc.poison_unit(store, setting, key, *keyed.args)
     assert runs == [0] and refs()
     assert not stored(store, keyed.reference_entries())()  # the poisoning study's rows are not made here
+
+
+def test_worker_caches_keep_one_setup_and_one_seed_run_per_thread_count(tmp_path, monkeypatch):
+    """The thread count is part of the models' store keys, so a worker that serves senders
+    with different thread counts must not hand one sender the models loaded for another."""
+    import torch
+
+    from unlearnlib.studies.experiment import setup_key, worker_setup
+    from unlearnlib.training import default_recipe
+
+    store = Store(tmp_path)
+    key = setup_key("digits", "small_cnn", "random:0.1", 1, "cpu", None, store)
+    source = splits_key(load_splits("digits", "fraction:0.02"))
+    monkeypatch.setattr(P, "seed_run", lambda *a: object())  # what is cached, not what it holds
+    monkeypatch.setattr(P, "worker_splits", lambda *a: None)
+    run = (store, source, "gaussian", "small_cnn", 0, 0.02, {}, default_recipe("digits"), False)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        setup_1, run_1 = worker_setup(store, key), P.worker_run(*run)
+        assert worker_setup(store, key) is setup_1 and P.worker_run(*run) is run_1  # kept
+        torch.set_num_threads(2)
+        assert worker_setup(store, key) is not setup_1 and P.worker_run(*run) is not run_1
+    finally:
+        torch.set_num_threads(old)

@@ -508,8 +508,10 @@ _SETUPS = Kept()
 
 def worker_setup(store: Store, key: executors.SetupKey) -> Setup:
     """The :class:`Setup` of ``key`` in this process (created once, without progress bars:
-    a worker's bars would mix with the sender's)."""
-    return _SETUPS.get(key, lambda: Setup.create(key.dataset, key.model, key.forget, key.epochs, key.device,
+    a worker's bars would mix with the sender's). One per torch thread count: a Setup keeps
+    the reference models it loaded, and the thread count is part of their store keys, so
+    senders with other thread counts sharing a worker get their own."""
+    return _SETUPS.get((key, torch.get_num_threads()), lambda: Setup.create(key.dataset, key.model, key.forget, key.epochs, key.device,
                                                  key.data_root, store, show_progress=False))
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import pandas as pd
+import torch
 from torch import nn
 
 from .. import methods as registry
@@ -301,9 +302,10 @@ _RUNS = Kept(KEEP_RUNS)
 def worker_run(store: Store, source: SplitsKey, attack: str, model_name: str, seed: int, fraction: float,
                params: dict, recipe: Recipe, with_clean: bool) -> SeedRun:
     """:func:`seed_run` in this process (a worker's) on the clean splits of ``source``, the last
-    :data:`KEEP_RUNS` kept: the units of one seed load its poisons and models once."""
+    :data:`KEEP_RUNS` kept: the units of one seed load its poisons and models once. The torch
+    thread count is part of the key, as it is of the models' store keys."""
     ident = (source, attack, model_name, int(seed), fraction, canonical_json(params),
-             canonical_json(recipe.as_dict()), with_clean, str(store.root))
+             canonical_json(recipe.as_dict()), with_clean, str(store.root), torch.get_num_threads())
     return _RUNS.get(ident, lambda: seed_run(worker_splits(source, CLEAN_HINT), attack, model_name, int(seed),
                                              fraction, params, recipe, store, with_clean))
 
