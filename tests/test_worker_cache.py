@@ -95,3 +95,17 @@ def test_worker_caches_keep_one_setup_and_one_seed_run_per_thread_count(tmp_path
         assert worker_setup(store, key) is not setup_1 and P.worker_run(*run) is not run_1
     finally:
         torch.set_num_threads(old)
+
+
+def test_a_worker_refuses_a_setup_whose_splits_are_not_the_senders(tmp_path):
+    """The setup key carries the sender's splits fingerprint: a worker that loads other
+    splits under the same arguments (another data folder behind the same path) says so in
+    one line instead of computing rows under the sender's labels."""
+    from unlearnlib.studies.experiment import Setup, worker_setup
+
+    store = Store(tmp_path)
+    sent = Setup.create("digits", "small_cnn", "random:0.1", 1, store=store, show_progress=False).task_key()
+    assert sent.fingerprint is not None
+    assert worker_setup(store, sent).splits.fingerprint() == sent.fingerprint
+    with pytest.raises(ValueError, match=r"^load_splits\('digits'.*other splits in this worker.*same path\.$"):
+        worker_setup(store, dataclasses.replace(sent, fingerprint="0" * len(sent.fingerprint)))

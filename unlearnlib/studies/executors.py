@@ -542,6 +542,9 @@ class SetupKey:
     device: str
     data_root: str | None
     store_root: str
+    #: The sender's :meth:`~unlearnlib.data.Splits.fingerprint`; a worker whose splits differ
+    #: (another data folder behind the same path) refuses the task. None: not checked.
+    fingerprint: str | None = None
 
 
 __all__ = [

@@ -298,7 +298,7 @@ def run_grid(
     recipe = default_recipe(cfg.dataset).with_(epochs=cfg.epochs)
     with executors.using(executor) as ex:
         if ex.parallel:
-            key = setup_key(cfg.dataset, cfg.model, cfg.forget, cfg.epochs, cfg.device, cfg.data_root, store)
+            key = setup_key(cfg.dataset, cfg.model, cfg.forget, cfg.epochs, cfg.device, cfg.data_root, store, splits)
             plan = UnitPlan(ex, key, splits, cfg.model, recipe, store)
             for seed in cfg.seeds:
                 for method in cfg.methods:
@@ -469,7 +469,7 @@ class Setup:
         check_model_fits(model, splits)
         recipe = default_recipe(dataset).with_(epochs=epochs)
         return cls(splits, model, recipe, store, show_progress,
-                   setup_key(dataset, model, forget, epochs, device, data_root, store))
+                   setup_key(dataset, model, forget, epochs, device, data_root, store, splits))
 
     def task_key(self) -> executors.SetupKey:
         """What re-creates this setup in a worker (:mod:`.executors`)."""
@@ -495,11 +495,12 @@ class Setup:
 
 
 def setup_key(dataset: str, model: str, forget: str, epochs: int | None, device: Any, data_root: str | None,
-              store: Store) -> executors.SetupKey:
+              store: Store, splits: Splits | None = None) -> executors.SetupKey:
     """What re-creates a setup in a worker; the paths made absolute (a worker, or a notebook
-    kernel's worker, runs in another folder)."""
+    kernel's worker, runs in another folder), and ``splits``' fingerprint, which the worker's
+    splits must have."""
     return executors.SetupKey(dataset, model, forget, epochs, str(device), absolute(data_root),
-                              str(Path(store.root).absolute()))
+                              str(Path(store.root).absolute()), splits.fingerprint() if splits is not None else None)
 
 
 #: Setups of this process, by key (a worker re-creates each once: :mod:`.worker_cache`).
@@ -511,8 +512,17 @@ def worker_setup(store: Store, key: executors.SetupKey) -> Setup:
     a worker's bars would mix with the sender's). One per torch thread count: a Setup keeps
     the reference models it loaded, and the thread count is part of their store keys, so
     senders with other thread counts sharing a worker get their own."""
-    return _SETUPS.get((key, torch.get_num_threads()), lambda: Setup.create(key.dataset, key.model, key.forget, key.epochs, key.device,
-                                                 key.data_root, store, show_progress=False))
+    def make() -> Setup:
+        setup = Setup.create(key.dataset, key.model, key.forget, key.epochs, key.device, key.data_root, store,
+                             show_progress=False)
+        found = setup.splits.fingerprint()
+        if key.fingerprint is not None and found != key.fingerprint:
+            raise ValueError(f"load_splits({key.dataset!r}, {key.forget!r}, data_root={key.data_root!r}) gives other "
+                             f"splits in this worker than the sender's (fingerprint {found}, not {key.fingerprint}): "
+                             "give every worker the same data folder at the same path.")
+        return setup
+
+    return _SETUPS.get((key, torch.get_num_threads()), make)
 
 
 def reference_unit(store: Store, key: executors.SetupKey, seed: int) -> None:
