@@ -172,15 +172,15 @@ def timed_parallel(grid: dict, store, workers: int, warm: bool) -> tuple[pd.Data
 
 def warm_worker() -> float:
     """In a worker: what a unit's first call pays once per process, paid here instead. The
-    imports of unlearnlib's experiment code, one optimizer step (torch.optim imports
-    torch._dynamo at the first step: about 1 s and 870 modules) and one scikit-learn fit
-    (the population MIA's). Returns its seconds."""
+    fork server's imports (:mod:`unlearnlib.studies.worker_preload`: present already in a
+    forked worker, imported here in a spawned one), one optimizer step and one scikit-learn
+    fit (the population MIA's). Returns its seconds."""
     t = time.perf_counter()
     import numpy as np
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    import unlearnlib.studies.experiment  # noqa: F401
+    import unlearnlib.studies.worker_preload  # noqa: F401
 
     torch.set_num_threads(1)
     net = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))

@@ -19,7 +19,8 @@ Executors (:func:`resolve`):
   ``LocalCluster`` of N worker processes, started when the first unit is missing (a run
   whose units are all stored starts nothing and imports no Dask) and closed with the
   executor. Its workers are forked from a fork server that imports torch and
-  unlearnlib once (:func:`start_forkserver`). The default of the command line (``--workers N``) and the book.
+  unlearnlib once (:func:`start_forkserver`). The default of the command line
+  (``--workers N``) and the book.
 - an address (``tcp://host:8786``): an existing Dask scheduler and its workers:
   ``dask-jobqueue`` on Slurm or PBS, Kubernetes, a cloud cluster (``--scheduler ADDRESS``,
   or ``$UNLEARNLIB_SCHEDULER``). The store must lie on a file system that every worker and

@@ -37,7 +37,7 @@ from ..models import available_models, build_model
 from ..store import Store, atomic_write_bytes, canonical_json, probe_writable, writable_error
 from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 from . import executors
-from .worker_cache import Kept, absolute, stored
+from .worker_cache import Kept, absolute, check_fingerprint, stored
 
 #: Bump when the evaluation code changes what a cached row contains.
 EVAL_VERSION = 6
@@ -515,11 +515,10 @@ def worker_setup(store: Store, key: executors.SetupKey) -> Setup:
     def make() -> Setup:
         setup = Setup.create(key.dataset, key.model, key.forget, key.epochs, key.device, key.data_root, store,
                              show_progress=False)
-        found = setup.splits.fingerprint()
-        if key.fingerprint is not None and found != key.fingerprint:
-            raise ValueError(f"load_splits({key.dataset!r}, {key.forget!r}, data_root={key.data_root!r}) gives other "
-                             f"splits in this worker than the sender's (fingerprint {found}, not {key.fingerprint}): "
-                             "give every worker the same data folder at the same path.")
+        if key.fingerprint is not None:  # Setup.create keyed the worker's splits by their fingerprint
+            check_fingerprint(setup.task_key().fingerprint, key.fingerprint,
+                              f"load_splits({key.dataset!r}, {key.forget!r}, data_root={key.data_root!r})",
+                              "give every worker the same data folder at the same path")
         return setup
 
     return _SETUPS.get((key, torch.get_num_threads()), make)

@@ -92,14 +92,20 @@ def worker_splits(key: SplitsKey, hint: str = HINT) -> Splits:
     ``hint``, when they are not the sender's (their fingerprint differs)."""
     def make() -> Splits:
         splits = load(key.dataset, key.forget, key.data_root, key.device, key.standardize)
-        if splits.fingerprint() != key.fingerprint:
-            how = " with standardised inputs" if key.standardize else ""
-            raise ValueError(f"load_splits({key.dataset!r}, {key.forget!r}, data_root={key.data_root!r}){how} gives "
-                             f"other splits in this worker than the sender's (fingerprint {splits.fingerprint()}, "
-                             f"not {key.fingerprint}): {hint}.")
+        how = " with standardised inputs" if key.standardize else ""
+        check_fingerprint(splits.fingerprint(), key.fingerprint,
+                          f"load_splits({key.dataset!r}, {key.forget!r}, data_root={key.data_root!r}){how}", hint)
         return splits
 
     return _SPLITS.get(key, make)
+
+
+def check_fingerprint(found: str, sent: str, made_by: str, hint: str) -> None:
+    """One ``ValueError`` line when splits a worker made (``made_by``: how) have another
+    fingerprint than the sender's, ending in ``hint``."""
+    if found != sent:
+        raise ValueError(f"{made_by} gives other splits in this worker than the sender's (fingerprint {found}, "
+                         f"not {sent}): {hint}.")
 
 
 def stored(store: Store, entries: Entries | Callable[[], Entries | None]) -> Callable[[], bool]:
@@ -114,4 +120,5 @@ def stored(store: Store, entries: Entries | Callable[[], Entries | None]) -> Cal
     return done
 
 
-__all__ = ["Kept", "SplitsKey", "splits_key", "load", "worker_splits", "stored", "absolute", "Entries"]
+__all__ = ["Kept", "SplitsKey", "splits_key", "load", "worker_splits", "check_fingerprint", "stored", "absolute",
+           "Entries"]
