@@ -14,6 +14,7 @@ import copy
 import hashlib
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
 
@@ -235,7 +236,13 @@ def train(
                 log.batch_order.append(idx)
             if skip_batches and step in skip_batches:
                 step += 1
-                sched.step()
+                with warnings.catch_warnings():
+                    # the skipped batch's learning rate goes unused, as it should: the later steps
+                    # keep the full run's rates. torch warns about exactly that when the first
+                    # batch is the one skipped (no optimizer step yet)
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step",
+                                            category=UserWarning)
+                    sched.step()
                 continue
             dev_idx = idx.to(data.x.device)
             x, y = data.x[dev_idx], data.y[dev_idx]
