@@ -12,7 +12,9 @@ is filled before the clock starts:
 - ``N local workers (cold)``: ``executor=DaskExecutor(n_workers=N)``, a LocalCluster of N
   worker processes with one torch thread each (the thread rule,
   :mod:`unlearnlib.studies.executors`). The clock includes starting the cluster and each
-  worker's imports and first calls: what a user of ``unlearnlib run --workers N`` waits for;
+  worker's imports and first calls: what a user of ``unlearnlib run --workers N`` waits for.
+  Meanwhile this process computes the first units itself (the executor's
+  ``compute_while_starting``; ``--no-compute-while-starting`` turns it off);
 - ``serial (warm process)`` and ``N local workers (warm cluster)``: the same with those
   once-per-process costs paid before the clock (this process has trained; the cluster is
   started and each worker warmed by :func:`warm_worker`), as in the book, which holds one
@@ -55,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0-7", help="at least 8 seeds give the 16 model trainings of the issue")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--no-compute-while-starting", dest="overlap", action="store_false",
+                   help="the cold run leaves every unit to the workers (this process waits for them)")
     return p.parse_args(argv)
 
 
@@ -118,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         # first unit pays the first-call costs, as in a fresh `unlearnlib run`); the cluster's
         # start and its workers' imports are on the clock
         serial, t_serial = timed_serial(grid, stores["serial"], "serial (cold process)")
-        parallel, t_parallel = timed_parallel(grid, stores["parallel"], args.workers, warm=False)
+        parallel, t_parallel = timed_parallel(grid, stores["parallel"], args.workers, warm=False,
+                                              overlap=args.overlap)
 
         # warm: this process has trained now; the cluster is started and each worker warmed
         # before the clock, as the book holds one cluster for all its chapters
@@ -143,7 +148,7 @@ def timed_serial(grid: dict, store, label: str) -> tuple[pd.DataFrame, float]:
     return rows, seconds
 
 
-def timed_parallel(grid: dict, store, workers: int, warm: bool) -> tuple[pd.DataFrame, float]:
+def timed_parallel(grid: dict, store, workers: int, warm: bool, overlap: bool = True) -> tuple[pd.DataFrame, float]:
     from distributed import get_task_stream
 
     from unlearnlib.studies.executors import DaskExecutor
@@ -151,22 +156,28 @@ def timed_parallel(grid: dict, store, workers: int, warm: bool) -> tuple[pd.Data
 
     label = f"{workers} local workers ({'warm cluster' if warm else 'cold: cluster started on the clock'})"
     t = time.perf_counter()
-    with DaskExecutor(n_workers=workers) as ex:
+    with DaskExecutor(n_workers=workers, compute_while_starting=overlap) as ex:
+        if not warm:
+            # run_grid starts the cluster when it finds units missing; meanwhile (overlap) this
+            # process computes units itself until the workers are up
+            rows = run_grid(store=store, executor=ex, **grid)
+            seconds = time.perf_counter() - t
+            up = f"{ex.start_seconds:.1f} s" if ex.start_seconds is not None else "the run (not up yet)"
+            print(f"{label}: {seconds:.1f} s, the workers up after {up}, "
+                  f"{ex.units_while_starting} units computed in this process meanwhile "
+                  f"({store.misses} units computed in all); {load()}")
+            return rows, seconds
         client = ex.client()
-        client.wait_for_workers(workers)
-        if warm:
-            addresses = list(client.scheduler_info()["workers"])
-            client.gather([client.submit(warm_worker, workers=[a], allow_other_workers=False, pure=False)
-                           for a in addresses])
-            print(f"cluster started and warmed in {time.perf_counter() - t:.1f} s (off the clock); {load()}")
-            t = time.perf_counter()
-        t_start = time.perf_counter() - t
+        addresses = list(client.scheduler_info()["workers"])
+        client.gather([client.submit(warm_worker, workers=[a], allow_other_workers=False, pure=False)
+                       for a in addresses])
+        print(f"cluster started and warmed in {time.perf_counter() - t:.1f} s (off the clock); {load()}")
+        t = time.perf_counter()
         with get_task_stream(client) as stream:
             rows = run_grid(store=store, executor=ex, **grid)
         seconds = time.perf_counter() - t
-    start = f", of which {t_start:.1f} s starting the cluster" if not warm else ""
-    print(f"{label}: {seconds:.1f} s{start} ({store.misses} units computed); {load()}")
-    print(worker_busy(stream.data, seconds - t_start))
+    print(f"{label}: {seconds:.1f} s ({store.misses} units computed); {load()}")
+    print(worker_busy(stream.data, seconds))
     return rows, seconds
 
 

@@ -138,6 +138,60 @@ def test_local_workers_fork_from_a_server_that_preloaded_the_unit_imports(ex):
     assert {s[3] for s in states} == {str(torch.get_num_threads())}, states
 
 
+def _sleep_unit(store: Store, i: int, fail: bool = False) -> int:
+    """A short unit: 0.2 s, then a marker entry in the store; returns the process id."""
+    time.sleep(0.2)
+    if fail:
+        raise RuntimeError(f"unit {i} fails on purpose")
+    (Path(store.root) / f"unit-{i}.done").write_text(str(os.getpid()))
+    return os.getpid()
+
+
+def _sleep_tasks(ex, root: Path, n: int, failing: int | None = None) -> list:
+    """``n`` short units; every unit after the first needs the first."""
+    tasks: list = []
+    for i in range(n):
+        tasks.append(ex.task(f"unit {i}", _sleep_unit, (i, i == failing), root, needs=tuple(tasks[:1]),
+                             done=lambda i=i: (root / f"unit-{i}.done").exists()))
+    return tasks
+
+
+def test_this_process_computes_short_units_while_the_local_cluster_starts(tmp_path):
+    """A cold local cluster: this process takes the first short units (the first one at
+    least, before any worker is up), the workers the rest once up, each unit once; units
+    that need one computed here run on the workers after it. Long units (``short=False``)
+    all go to the workers."""
+    with executors.DaskExecutor(n_workers=2) as ex:
+        tasks = _sleep_tasks(ex, tmp_path / "short", 60)
+        pids = ex.run(tasks, short=True, show_progress=False)
+        here = [t.label for t in tasks if pids[t] == os.getpid()]
+        assert tasks[0].label in here and len(here) == ex.units_while_starting, here
+        assert set(pids.values()) - {os.getpid()}, "no unit ran on a worker"
+        assert set(pids.values()) - {os.getpid()} <= set(ex.worker_pids().values())
+        assert sorted(p.name for p in (tmp_path / "short").glob("*.done")) == sorted(f"unit-{i}.done" for i in range(60))
+    with executors.DaskExecutor(n_workers=2) as ex:
+        tasks = _sleep_tasks(ex, tmp_path / "long", 4)
+        pids = ex.run(tasks, show_progress=False)
+        assert os.getpid() not in pids.values() and ex.units_while_starting == 0
+
+
+def test_a_unit_failed_while_the_cluster_starts_blocks_only_its_dependents(tmp_path):
+    """The first unit fails in this process: the units that need it are named as not run
+    (none is sent to a worker), the others finish."""
+    root = tmp_path / "s"
+    with executors.DaskExecutor(n_workers=2) as ex:
+        chained = _sleep_tasks(ex, root, 4, failing=0)
+        free = [ex.task(f"free {i}", _sleep_unit, (10 + i,), root, done=lambda i=i: (root / f"unit-{10 + i}.done").exists())
+                for i in range(4)]
+        with pytest.raises(executors.UnitsFailed) as info:
+            ex.run([*chained, *free], short=True, show_progress=False)
+    failures = dict(info.value.failures)
+    assert failures.pop("unit 0").endswith("unit 0 fails on purpose")
+    assert failures == {f"unit {i}": "not run: it needs unit 0, which failed" for i in (1, 2, 3)}
+    assert sorted(p.name for p in root.glob("*.done")) == [f"unit-{10 + i}.done" for i in range(4)]
+    assert info.value.failures[0][0] == "unit 0"  # the cause first
+
+
 def test_cli_run_on_a_scheduler_and_worker_started_as_processes(serial, parallel, tmp_path):
     """`dask scheduler` and `dask worker` as separate processes on 127.0.0.1, the grid sent
     with --scheduler: the serial rows. (The store keeps the reference models; every row is

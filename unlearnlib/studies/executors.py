@@ -19,8 +19,9 @@ Executors (:func:`resolve`):
   ``LocalCluster`` of N worker processes, started when the first unit is missing (a run
   whose units are all stored starts nothing and imports no Dask) and closed with the
   executor. Its workers are forked from a fork server that imports torch and
-  unlearnlib once (:func:`start_forkserver`). The default of the command line
-  (``--workers N``) and the book.
+  unlearnlib once (:func:`start_forkserver`); while the cluster starts, this process
+  computes the first short units itself (``compute_while_starting``). The default of
+  the command line (``--workers N``) and the book.
 - an address (``tcp://host:8786``): an existing Dask scheduler and its workers:
   ``dask-jobqueue`` on Slurm or PBS, Kubernetes, a cloud cluster (``--scheduler ADDRESS``,
   or ``$UNLEARNLIB_SCHEDULER``). The store must lie on a file system that every worker and
@@ -48,8 +49,10 @@ import logging
 import multiprocessing
 import os
 import re
+import time
 import uuid
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -235,10 +238,16 @@ class Executor:
         return 1
 
     def run(self, tasks: Sequence[Task], store: Store | None = None, desc: str = "units",
-            show_progress: bool = True) -> dict[Task, Any]:
+            show_progress: bool = True, short: bool = False) -> dict[Task, Any]:
         """Run ``tasks`` (and the tasks they need) whose results are not stored yet; return
         each run task's value. ``store``, this process's, gains the tasks' counters. Every
-        task runs even when some fail; then :class:`UnitsFailed` names the failures."""
+        task runs even when some fail; then :class:`UnitsFailed` names the failures.
+
+        ``short``: the caller's units are short against a local cluster's start (a training
+        or a method on one seed: seconds at the book's scale), so this process may compute
+        some while the cluster starts (:class:`DaskExecutor`'s ``compute_while_starting``).
+        Left False for long units (a whole Optuna study, a group of shadow models): one of
+        those started here would still run beside the workers long after they are up."""
         todo = [t for t in _closure(t for t in tasks if not t.is_done()) if not t.is_done()]
         if not todo:
             return {}
@@ -247,7 +256,7 @@ class Executor:
             # root makes it and removes it again (Store.check_writable leaves nothing
             # behind), which raced with the other workers inside it (seen in CI)
             Path(root).mkdir(parents=True, exist_ok=True)
-        results, failures = self._execute(todo, desc, show_progress)
+        results, failures = self._execute(todo, desc, show_progress, short)
         for r in results.values():
             _absorb(r, store)
         if failures:
@@ -261,26 +270,15 @@ class Executor:
                 f"and run on the same kind of device.")
         return {t: r.value for t, r in results.items()}
 
-    def _execute(self, todo: list[Task], desc: str, show_progress: bool
+    def _execute(self, todo: list[Task], desc: str, show_progress: bool, short: bool = False
                  ) -> tuple[dict[Task, TaskResult], list[tuple[Task, str, BaseException]]]:
         """Run every task of ``todo`` (dependencies first), in this process."""
         from tqdm.auto import tqdm
 
-        threads = torch.get_num_threads()
         results: dict[Task, TaskResult] = {}
         failures: list[tuple[Task, str, BaseException]] = []
-        failed: dict[int, Task] = {}
-        for t in tqdm(todo, desc=desc, unit="unit", disable=not show_progress, leave=False):
-            blocked = next((d for d in t.needs if id(d) in failed), None)
-            if blocked is not None:
-                failures.append((t, f"not run: it needs {blocked.label}, which failed", RuntimeError(blocked.label)))
-                failed[id(t)] = t
-                continue
-            try:
-                results[t] = run_task(t.fn, t.args, t.store_root, threads)
-            except Exception as e:  # noqa: BLE001 - a failed unit must not stop the others
-                failures.append((t, _first_line(e), e))
-                failed[id(t)] = t
+        with tqdm(total=len(todo), desc=desc, unit="unit", disable=not show_progress, leave=False) as bar:
+            _run_here(todo, results, failures, bar)
         return results, failures
 
     def close(self) -> None:
@@ -301,6 +299,31 @@ class SerialExecutor(Executor):
     :meth:`run` still runs tasks in this process, in order (for tests and debugging)."""
 
 
+def _run_here(todo: Sequence[Task], results: dict[Task, TaskResult],
+              failures: list[tuple[Task, str, BaseException]], bar: Any,
+              until: Callable[[], bool] = lambda: False) -> int:
+    """Run the tasks of ``todo`` in this process, in order, into ``results`` and
+    ``failures`` (a task whose need failed is not run), until ``until()`` says stop (asked
+    before each task). Returns how many of ``todo`` were taken."""
+    threads = torch.get_num_threads()
+    failed = {id(t) for t, _, _ in failures}
+    for i, t in enumerate(todo):
+        if until():
+            return i
+        blocked = next((d for d in t.needs if id(d) in failed), None)
+        if blocked is not None:
+            failures.append((t, f"not run: it needs {blocked.label}, which failed", RuntimeError(blocked.label)))
+            failed.add(id(t))
+        else:
+            try:
+                results[t] = run_task(t.fn, t.args, t.store_root, threads)
+            except Exception as e:  # noqa: BLE001 - a failed unit must not stop the others
+                failures.append((t, _first_line(e), e))
+                failed.add(id(t))
+        bar.update(1)
+    return len(todo)
+
+
 def _absorb(result: TaskResult, store: Store | None) -> None:
     """Raise a task's warnings here and add its counters to ``store``."""
     for category, text, filename, lineno in result.warnings:
@@ -319,19 +342,40 @@ class DaskExecutor(Executor):
     rule); local workers run without Dask's statistical profiler (it only feeds the
     dashboard, which is not started); a task lost with a killed worker is run again on another (Dask's
     ``allowed-failures``, 3 by default, after which it fails as ``KilledWorker``).
+
+    ``compute_while_starting`` (local clusters; only for units that :meth:`~Executor.run`
+    is told are ``short``): the cluster starts in a background thread when the first units
+    are missing, and meanwhile this process computes them itself, in their order, one at a
+    time; when the workers are up it finishes the unit in hand and sends the rest to them.
+    Starting the cluster is mostly its fork server importing torch, torch._dynamo,
+    scikit-learn and unlearnlib on one core (about 4-5 s on the project's 2-core machine);
+    without this the other cores wait for it. Measured there (``benchmarks/executor.py``,
+    16 trainings, this process warm): 22.0 s serial against 15.1 s on 2 cold workers
+    without it, 20.3 s against 13.3 s with it (3 units computed here); a fresh
+    ``unlearnlib run`` gains less, since its first units also pay this process's first
+    calls. Results do not depend on it: a unit computes the same entries here as in a
+    worker (same code, same thread count). If this process finishes every unit first, the
+    cluster goes on starting for later runs and :meth:`close` waits for it, then closes it.
     """
 
     parallel = True
 
-    def __init__(self, address: str | None = None, n_workers: int | None = None) -> None:
+    def __init__(self, address: str | None = None, n_workers: int | None = None,
+                 compute_while_starting: bool = True) -> None:
         if address is not None and n_workers is not None:
             raise ValueError("Give a scheduler address or a number of local workers, not both.")
         self.address = check_address(address) if address is not None else None
         self.n_workers = check_workers(n_workers) if n_workers is not None else (
             None if address is not None else default_workers())
         self.name = "address" if address is not None else "local"
+        self.compute_while_starting = bool(compute_while_starting)
         self._client = None
         self._cluster = None
+        self._starting: Future | None = None
+        #: Seconds the local cluster took to start (its workers up), once started.
+        self.start_seconds: float | None = None
+        #: Units this process computed itself while the local cluster started.
+        self.units_while_starting = 0
 
     def __repr__(self) -> str:
         where = self.address or f"{self.n_workers} local workers"
@@ -342,31 +386,14 @@ class DaskExecutor(Executor):
         """The Dask client (the local cluster is started, or the scheduler reached, here)."""
         if self._client is not None:
             return self._client
-        import dask
-        from distributed import Client, LocalCluster
-
         if self.address is None:
-            threads = torch.get_num_threads()
-            env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), THREADS_ENV: str(threads),
-                   # the statistical profiler feeds only the dashboard (not started here); it samples the
-                   # task's stack every 10 ms under the GIL (measured once on 2 loaded cores: 39 -> 27
-                   # worker CPU-seconds for a 2-seed grid)
-                   "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
-            # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in each worker (and in this process's
-            # environment, so in every kernel or subprocess started later). An explicit trim
-            # threshold turns off glibc's dynamic mmap threshold: every tensor over 128 KiB is then
-            # mmap'ed and unmapped again, page faults included. Measured on this 2-core machine: a
-            # 256x256 matmul loop took 0.26-0.36 s of CPU in a worker against 0.17 s without it,
-            # and a 16-training grid ran at 0.90x serial with 2 workers. It is dropped here.
-            no_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-            start = {"distributed.worker.multiprocessing-method": start_forkserver(env)}
-            with warnings.catch_warnings(), dask.config.set({**no_trim, **start}):
-                # no dashboard; its HTTP port moves when 8787 is taken
-                warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
-                self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, silence_logs=logging.ERROR, env=env)
-            self._client = Client(self._cluster)
+            if self._starting is None:
+                self._start_local()
+            starting, self._starting = self._starting, None
+            self._cluster, self._client = starting.result()
             return self._client
+        from distributed import Client
+
         try:
             self._client = Client(self.address, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as e:
@@ -374,6 +401,56 @@ class DaskExecutor(Executor):
                              "with `dask scheduler` (and workers with `dask worker ADDRESS`) or check the "
                              "address.") from None
         return self._client
+
+    @property
+    def started(self) -> bool:
+        """Whether the cluster is up, or the scheduler reached (nothing waits here)."""
+        return self._client is not None or (self._starting is not None and self._starting.done())
+
+    def _start_local(self) -> Future:
+        """Start the local cluster in a background thread (:meth:`client` waits for it).
+
+        The fork server starts here, in the calling thread (it sets the thread variables in
+        this process's environment while it starts); the thread only builds the cluster and
+        its client, and touches no warning filters (not thread-safe), so the scheduler's
+        internal HTTP server takes a free port instead of 8787 (which warns when taken)."""
+        threads = torch.get_num_threads()
+        env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), THREADS_ENV: str(threads),
+               # the statistical profiler feeds only the dashboard (not started here); it samples the
+               # task's stack every 10 ms under the GIL (measured once on 2 loaded cores: 39 -> 27
+               # worker CPU-seconds for a 2-seed grid)
+               "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+        # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in each worker (and in this process's
+        # environment, so in every kernel or subprocess started later). An explicit trim
+        # threshold turns off glibc's dynamic mmap threshold: every tensor over 128 KiB is then
+        # mmap'ed and unmapped again, page faults included. Measured on this 2-core machine: a
+        # 256x256 matmul loop took 0.26-0.36 s of CPU in a worker against 0.17 s without it,
+        # and a 16-training grid ran at 0.90x serial with 2 workers. It is dropped here.
+        config = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                  "distributed.worker.multiprocessing-method": start_forkserver(env)}
+        n_workers = self.n_workers
+        began = time.perf_counter()
+
+        def start() -> tuple[Any, Any]:
+            import dask
+            from distributed import Client, LocalCluster
+
+            with dask.config.set(config):
+                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                                       silence_logs=logging.ERROR, env=env)
+            try:
+                client = Client(cluster)  # LocalCluster returns with its workers registered
+            except BaseException:
+                cluster.close()
+                raise
+            self.start_seconds = time.perf_counter() - began
+            return cluster, client
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="unlearnlib-cluster-start")
+        self._starting = pool.submit(start)
+        pool.shutdown(wait=False)
+        return self._starting
 
     @property
     def size(self) -> int:
@@ -392,7 +469,14 @@ class DaskExecutor(Executor):
         return dict(self.client().run(os.getpid))
 
     def close(self) -> None:
-        """Close the client, and the local cluster when this executor started it."""
+        """Close the client, and the local cluster when this executor started it (one still
+        starting is waited for, then closed)."""
+        if self._starting is not None:
+            starting, self._starting = self._starting, None
+            try:
+                self._cluster, self._client = starting.result()
+            except Exception:  # noqa: BLE001 - it never started: nothing to close
+                pass
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
         if client is not None:
@@ -401,36 +485,60 @@ class DaskExecutor(Executor):
             cluster.close()
 
     # -- running --------------------------------------------------------------
-    def _execute(self, todo: list[Task], desc: str, show_progress: bool
+    def _execute(self, todo: list[Task], desc: str, show_progress: bool, short: bool = False
                  ) -> tuple[dict[Task, TaskResult], list[tuple[Task, str, BaseException]]]:
-        from distributed import as_completed
         from tqdm.auto import tqdm
+
+        results: dict[Task, TaskResult] = {}
+        failures: list[tuple[Task, str, BaseException]] = []
+        with tqdm(total=len(todo), desc=desc, unit="unit", disable=not show_progress, leave=False) as bar:
+            rest = todo
+            if short and self.address is None and self.compute_while_starting and not self.started:
+                if self._starting is None:
+                    self._start_local()
+                taken = _run_here(todo, results, failures, bar, until=lambda: self.started)
+                self.units_while_starting += taken
+                rest = todo[taken:]
+            if rest:
+                self._on_workers(rest, results, failures, bar)
+        failures.sort(key=lambda f: f[1].startswith("not run"))  # the causes first
+        return results, failures
+
+    def _on_workers(self, todo: list[Task], results: dict[Task, TaskResult],
+                    failures: list[tuple[Task, str, BaseException]], bar: Any) -> None:
+        """Run ``todo`` on the workers, into ``results`` and ``failures`` (which may hold
+        tasks that ``todo`` needs, run here before)."""
+        from distributed import as_completed
 
         client = self.client()
         threads = torch.get_num_threads()
+        failed_before = {id(t): t for t, _, _ in failures}
         futures: dict[int, Any] = {}
         owner: dict[str, Task] = {}
         for t in todo:  # dependencies come first (_closure)
+            blocked = next((d for d in t.needs if id(d) in failed_before), None)
+            if blocked is not None:
+                failures.append((t, f"not run: it needs {blocked.label}, which failed", RuntimeError(blocked.label)))
+                failed_before[id(t)] = t
+                bar.update(1)
+                continue
             after = [futures[id(d)] for d in t.needs if id(d) in futures]
             key = f"{re.sub(r'[^A-Za-z0-9_.:=-]+', '-', t.label)[:80]}-{uuid.uuid4().hex[:10]}"
             fut = client.submit(run_task, t.fn, t.args, t.store_root, threads, after=after, key=key, pure=False)
             futures[id(t)] = fut
             owner[fut.key] = t
-        results: dict[Task, TaskResult] = {}
         errors: dict[int, BaseException] = {}
         try:
-            with tqdm(total=len(todo), desc=desc, unit="unit", disable=not show_progress, leave=False) as bar:
-                for fut in as_completed(list(futures.values())):
-                    t = owner[fut.key]
-                    if fut.status == "finished":
-                        results[t] = fut.result()
-                    else:
-                        errors[id(t)] = fut.exception() if fut.status == "error" else RuntimeError(fut.status)
-                    bar.update(1)
+            for fut in as_completed(list(futures.values())):
+                t = owner[fut.key]
+                if fut.status == "finished":
+                    results[t] = fut.result()
+                else:
+                    errors[id(t)] = fut.exception() if fut.status == "error" else RuntimeError(fut.status)
+                bar.update(1)
         except BaseException:
             client.cancel(list(futures.values()))
             raise
-        failures = []
         for t in todo:
             if id(t) not in errors:
                 continue
@@ -438,8 +546,6 @@ class DaskExecutor(Executor):
             why = (f"not run: it needs {blocked.label}, which failed" if blocked is not None
                    else _first_line(errors[id(t)]))
             failures.append((t, why, errors[id(t)]))
-        failures.sort(key=lambda f: f[1].startswith("not run"))  # the causes first
-        return results, failures
 
 
 #: What the fork server of the local workers imports once (:mod:`.worker_preload`).

@@ -380,7 +380,7 @@ class UnitPlan:
 
     def run(self, desc: str = "units", show_progress: bool = True) -> None:
         """Compute this plan's missing units on the executor."""
-        self.ex.run(self.tasks(), self.store, desc, show_progress)
+        self.ex.run(self.tasks(), self.store, desc, show_progress, short=True)
 
 
 def compute_rows(setup: "Setup", wanted: Iterable[tuple[str, int, Mapping[str, Any] | None]],

@@ -141,7 +141,7 @@ def run_fraction_study(
                     for method, hp, _ in plans[spec]:
                         units.row(method, seed, hp)
                 tasks += units.tasks()
-            ex.run(tasks, store, "rows", show_progress)
+            ex.run(tasks, store, "rows", show_progress, short=True)
 
         rows: list[dict] = []
         for spec in progress(list(forgets), "forget sets", enabled=show_progress):
