@@ -122,7 +122,9 @@ def open_study(store: Store, name: str, n_objectives: int, metric_names: Sequenc
         study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
                                     directions=["minimize"] * n_objectives)
         if study.metric_names is None:
-            study.set_metric_names(list(metric_names))
+            with warnings.catch_warnings():  # "set_metric_names is experimental" (Optuna >= 3.2)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(list(metric_names))
         fail_stale_trials(study)
     return study
 
