@@ -142,3 +142,24 @@ def test_clean_splits_keep_the_chapter_keys_and_workers_check_them():
     assert worker_splits(P.clean_key(plain)).fingerprint() == plain.fingerprint()
     with pytest.raises(ValueError, match="gives other splits in this worker than the sender's"):
         worker_splits(P.clean_key(old))  # standardised, but keyed as load_splits'
+
+
+def test_text_backdoor_units_run_on_the_scheduler_a_kernel_inherits(ex, tmp_path, monkeypatch):
+    """The text chapter's poisoning section (rt_sentiment / text_bag, backdoor), as its
+    kernel runs it: no executor given, ``$UNLEARNLIB_SCHEDULER`` set. The workers re-create
+    the token splits from their key and give the serial rows."""
+    from unlearnlib.training import default_recipe
+
+    clean = load_splits("rt_sentiment", "fraction:0.02")
+    kw = dict(fraction=0.02, budgets=[0.1], recipe=default_recipe("rt_sentiment").with_(epochs=1),
+              show_progress=False)
+    monkeypatch.delenv(executors.SCHEDULER_ENV, raising=False)
+    serial = P.run_attack(clean, "backdoor", "text_bag", [0], ["ga"], store=Store(tmp_path / "serial"), **kw)
+    monkeypatch.setenv(executors.SCHEDULER_ENV, ex.scheduler_address())
+    _tripwire(monkeypatch, "unlearnlib.training.train", "unlearnlib.studies.poisoning_study.train",
+              "unlearnlib.studies.poisoning_study.evaluate", "unlearnlib.poisoning.craft_poisons")
+    store = Store(tmp_path / "dask")
+    rows = P.run_attack(clean, "backdoor", "text_bag", [0], ["ga"], store=store, **kw)
+    assert store.misses > 0
+    _same(serial, rows)
+    assert list(rows["method"]) == ["original", "retrain", "ga"]
