@@ -21,12 +21,13 @@ is filled before the clock starts:
   cluster for all its chapters.
 
 The rows of all four runs are compared (every column but the wall-clock ones) and the load
-average is printed beside the times, since other processes on the machine slow either run,
-and so is each worker's time inside tasks (Dask's task stream), which shows how much of the
-parallel run the workers spent waiting.
+average is printed beside the times, since other processes on the machine slow either run.
+The cold run prints when the workers were up and how many units this process computed
+meanwhile; the warm run prints each worker's time inside tasks (Dask's task stream), which
+shows how much of the parallel run the workers spent waiting.
 On a 2-core machine the target is 1.7x with 2 workers (two hand-started 1-thread
 processes sharing a store measured 1.76x). The cold ratio grows with the grid, since the
-cluster's start and each worker's first calls (about 3 s on 2 cores) are paid once.
+cluster's start (about 4-5 s on 2 cores, mostly the fork server's imports) is paid once.
 
 Usage::
 
