@@ -231,6 +231,35 @@ def test_cli_run_on_a_scheduler_and_worker_started_as_processes(serial, parallel
             p.wait(timeout=60)
 
 
+def test_a_worker_on_other_cpu_kernels_is_caught_not_mixed_into_the_store(tmp_path):
+    """A `dask worker` forced to torch's default CPU kernels (``ATEN_CPU_CAPABILITY``) writes
+    its results under its own keys (the kernels are part of them), so the sender finds none
+    of its own and stops, naming a unit, instead of reading numbers of another CPU kind."""
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        pytest.skip("this CPU runs torch's default kernels already")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen([*dask, "worker", address, "--host", "127.0.0.1", "--nworkers", "1",
+                                       "--nthreads", "1", "--no-dashboard"],
+                                      env={**ENV, "ATEN_CPU_CAPABILITY": "default"},
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with executors.DaskExecutor(address=address) as ex:
+            ex.client().wait_for_workers(1, timeout=300)
+            with pytest.raises(RuntimeError, match="not in the store .*same torch kernels"):
+                run_grid(store=Store(tmp_path), executor=ex, **{**GRID, "seeds": "0", "methods": "original"})
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=60)
+
+
 def test_cli_refuses_workers_and_scheduler_together(tmp_path, capsys):
     rc = main(["run", "--quiet", "--store", str(tmp_path), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
     err = capsys.readouterr().err

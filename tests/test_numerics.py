@@ -21,7 +21,21 @@ def test_thread_count_is_part_of_the_model_key(splits):
         two = model_spec(splits, "cnn1d", default_recipe("mnist1d"), 0)
     finally:
         torch.set_num_threads(old)
-    assert one != two and one["numerics"] == {"device": "cpu", "threads": 1}
+    assert one != two and one["numerics"] == {"device": "cpu", "threads": 1,
+                                              "cpu": torch.backends.cpu.get_cpu_capability()}
+
+
+def test_cpu_kernels_are_part_of_the_key():
+    """torch's CPU kernels (AVX512, AVX2, ...) change the numbers: a process forced to
+    other kernels (``ATEN_CPU_CAPABILITY``) gets other keys."""
+    code = "import unlearnlib.numerics as n; print(n.numerics('cpu')['cpu'])"
+    env = {"PATH": "/usr/bin:/bin", "ATEN_CPU_CAPABILITY": "default"}
+    forced = subprocess.check_output([sys.executable, "-c", code], env=env, text=True).strip()
+    assert forced == "DEFAULT"
+    here = torch.backends.cpu.get_cpu_capability()
+    if here == "DEFAULT":
+        pytest.skip("this CPU runs torch's default kernels already")
+    assert numerics("cpu")["cpu"] == here != forced
 
 
 def test_import_applies_the_thread_rule():

@@ -2,8 +2,8 @@
 
 Same seed, same numbers: on one machine a run is deterministic, but torch's CPU
 reductions split work by thread, so the intra-op thread count changes the
-numbers, and so does the device. Both are part of every store key
-(:func:`numerics`), and the thread count is chosen on purpose
+numbers, and so do the CPU kernels torch dispatches to and the device. All are part
+of every store key (:func:`numerics`), and the thread count is chosen on purpose
 (:func:`default_threads`).
 """
 
@@ -37,11 +37,17 @@ def default_threads() -> int:
 
 
 def numerics(device: torch.device | str) -> dict:
-    """What besides the inputs changes a run's floating-point results: the device type and,
-    on the CPU, torch's intra-op thread count (reductions split differently: a 1-thread and
-    a 2-thread run of one seed differ by up to 0.036 in a weight), on CUDA the GPU model.
-    Part of every store key, so a store filled on two machines never mixes their numbers."""
+    """What besides the inputs changes a run's floating-point results: the device type; on
+    the CPU torch's intra-op thread count (reductions split differently: a 1-thread and a
+    2-thread run of one seed differ by up to 0.036 in a weight) and the kernels torch
+    dispatches to (``torch.backends.cpu.get_cpu_capability()``: AVX512, AVX2, ...; two
+    epochs of mnist1d/cnn1d on one machine, forced to AVX2 with ``ATEN_CPU_CAPABILITY``,
+    end up to 1.3e-3 apart in a weight); on CUDA the GPU model. Part of every store key,
+    so a store filled on two machines, or by cluster nodes of two CPU kinds, never mixes
+    their numbers."""
     device = torch.device(device)
     if device.type == "cuda":
         return {"device": "cuda", "gpu": torch.cuda.get_device_name(device)}
+    if device.type == "cpu":
+        return {"device": "cpu", "threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability()}
     return {"device": device.type, "threads": torch.get_num_threads()}

@@ -267,7 +267,8 @@ class Executor:
             raise RuntimeError(
                 f"{len(unseen)} unit(s) finished on the workers but their results are not in the store {root} "
                 f"(first: {unseen[0].label}): the workers must share this store's file system at the same path "
-                f"and run on the same kind of device.")
+                f"and run on the same kind of device (one GPU model, or CPUs that run the same torch kernels: "
+                f"torch.backends.cpu.get_cpu_capability(), part of every store key).")
         return {t: r.value for t, r in results.items()}
 
     def _execute(self, todo: list[Task], desc: str, show_progress: bool, short: bool = False

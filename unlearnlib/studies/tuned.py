@@ -7,7 +7,7 @@ chosen hyperparameters with their provenance into ``unlearnlib/tuned/hparams.jso
 the objective (mean over the tuning seeds and per seed), the half-budget choice
 (the verdicts' budget check), the trials and seeds, the sampler, the convergence
 curve of every study, the rerun over the evaluation seeds, the training recipe, the
-numerics (device, threads), the package version, the commit and the date.
+numerics (device, threads; CPU kernels in entries made since they joined the store keys), the package version, the commit and the date.
 
 An entry applies only where it was made: :func:`lookup` returns it when the
 recipe and the search-space fingerprint (:func:`unlearnlib.studies.hpo.space_fingerprint`)
