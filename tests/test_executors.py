@@ -8,6 +8,7 @@ column but the wall-clock ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -192,6 +194,33 @@ def test_a_unit_failed_while_the_cluster_starts_blocks_only_its_dependents(tmp_p
     assert info.value.failures[0][0] == "unit 0"  # the cause first
 
 
+@contextlib.contextmanager
+def _scheduler_and_worker(worker_env: dict[str, str]) -> Iterator[str]:
+    """`dask scheduler` and one 1-thread `dask worker` (environment ``worker_env``) as
+    processes on 127.0.0.1, the worker connected; yields the scheduler's address."""
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen([*dask, "worker", address, "--host", "127.0.0.1", "--nworkers", "1",
+                                       "--nthreads", "1", "--no-dashboard"],
+                                      env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with Client(address, timeout=120) as c:
+            c.wait_for_workers(1, timeout=300)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=60)
+
+
 def test_cli_run_on_a_scheduler_and_worker_started_as_processes(serial, parallel, tmp_path):
     """`dask scheduler` and `dask worker` as separate processes on 127.0.0.1, the grid sent
     with --scheduler: the serial rows. (The store keeps the reference models; every row is
@@ -200,35 +229,18 @@ def test_cli_run_on_a_scheduler_and_worker_started_as_processes(serial, parallel
     shutil.copytree(parallel[1], store)
     shutil.rmtree(store / "results")
     shutil.rmtree(store / "reference")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    dask = [sys.executable, "-m", "dask"]
-    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        procs.append(subprocess.Popen([*dask, "worker", address, "--host", "127.0.0.1", "--nworkers", "1",
-                                       "--nthreads", "1", "--no-dashboard"],
-                                      env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        from distributed import Client
-
-        with Client(address, timeout=120) as c:
-            c.wait_for_workers(1, timeout=300)
+    with _scheduler_and_worker(ENV) as address:
         out = tmp_path / "rows.parquet"
         rc = main(["run", "--dataset", "digits", "--model", "small_cnn", "--methods", "original,retrain,ft",
                    "--seeds", "0,1", "--epochs", "2", "--quiet", "--store", str(store),
                    "--out", str(out), "--scheduler", address])
         assert rc == 0
         _same_rows(serial[0], pd.read_parquet(out))
+        from distributed import Client
+
         with Client(address, timeout=120) as c:  # the worker process computed every row
             misses = c.run(lambda: {r: st.misses for r, st in executors._STORES.items()})
         assert list(misses.values()) == [{str(store.absolute()): 6 + 2}]  # 6 rows, 2 reference metrics
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=60)
 
 
 def test_a_worker_on_other_cpu_kernels_is_caught_not_mixed_into_the_store(tmp_path):
@@ -237,27 +249,10 @@ def test_a_worker_on_other_cpu_kernels_is_caught_not_mixed_into_the_store(tmp_pa
     of its own and stops, naming a unit, instead of reading numbers of another CPU kind."""
     if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
         pytest.skip("this CPU runs torch's default kernels already")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    dask = [sys.executable, "-m", "dask"]
-    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        procs.append(subprocess.Popen([*dask, "worker", address, "--host", "127.0.0.1", "--nworkers", "1",
-                                       "--nthreads", "1", "--no-dashboard"],
-                                      env={**ENV, "ATEN_CPU_CAPABILITY": "default"},
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    with _scheduler_and_worker({**ENV, "ATEN_CPU_CAPABILITY": "default"}) as address:
         with executors.DaskExecutor(address=address) as ex:
-            ex.client().wait_for_workers(1, timeout=300)
             with pytest.raises(RuntimeError, match="not in the store .*same torch kernels"):
                 run_grid(store=Store(tmp_path), executor=ex, **{**GRID, "seeds": "0", "methods": "original"})
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=60)
 
 
 def test_cli_refuses_workers_and_scheduler_together(tmp_path, capsys):

@@ -45,6 +45,7 @@ as not run).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -300,6 +301,11 @@ class SerialExecutor(Executor):
     :meth:`run` still runs tasks in this process, in order (for tests and debugging)."""
 
 
+def _not_run(t: Task, blocked: Task) -> tuple[Task, str, BaseException]:
+    """The failure of ``t``, not run because ``blocked``, which it needs, failed."""
+    return t, f"not run: it needs {blocked.label}, which failed", RuntimeError(blocked.label)
+
+
 def _run_here(todo: Sequence[Task], results: dict[Task, TaskResult],
               failures: list[tuple[Task, str, BaseException]], bar: Any,
               until: Callable[[], bool] = lambda: False) -> int:
@@ -313,7 +319,7 @@ def _run_here(todo: Sequence[Task], results: dict[Task, TaskResult],
             return i
         blocked = next((d for d in t.needs if id(d) in failed), None)
         if blocked is not None:
-            failures.append((t, f"not run: it needs {blocked.label}, which failed", RuntimeError(blocked.label)))
+            failures.append(_not_run(t, blocked))
             failed.add(id(t))
         else:
             try:
@@ -390,8 +396,7 @@ class DaskExecutor(Executor):
         if self.address is None:
             if self._starting is None:
                 self._start_local()
-            starting, self._starting = self._starting, None
-            self._cluster, self._client = starting.result()
+            self._take_started()
             return self._client
         from distributed import Client
 
@@ -408,7 +413,13 @@ class DaskExecutor(Executor):
         """Whether the cluster is up, or the scheduler reached (nothing waits here)."""
         return self._client is not None or (self._starting is not None and self._starting.done())
 
-    def _start_local(self) -> Future:
+    def _take_started(self) -> None:
+        """Wait for the cluster being started and keep it and its client (its start's
+        error is raised here)."""
+        starting, self._starting = self._starting, None
+        self._cluster, self._client = starting.result()
+
+    def _start_local(self) -> None:
         """Start the local cluster in a background thread (:meth:`client` waits for it).
 
         The fork server starts here, in the calling thread (it sets the thread variables in
@@ -451,7 +462,6 @@ class DaskExecutor(Executor):
         pool = ThreadPoolExecutor(1, thread_name_prefix="unlearnlib-cluster-start")
         self._starting = pool.submit(start)
         pool.shutdown(wait=False)
-        return self._starting
 
     @property
     def size(self) -> int:
@@ -473,11 +483,8 @@ class DaskExecutor(Executor):
         """Close the client, and the local cluster when this executor started it (one still
         starting is waited for, then closed)."""
         if self._starting is not None:
-            starting, self._starting = self._starting, None
-            try:
-                self._cluster, self._client = starting.result()
-            except Exception:  # noqa: BLE001 - it never started: nothing to close
-                pass
+            with contextlib.suppress(Exception):  # one that never started leaves nothing to close
+                self._take_started()
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
         if client is not None:
@@ -519,7 +526,7 @@ class DaskExecutor(Executor):
         for t in todo:  # dependencies come first (_closure)
             blocked = next((d for d in t.needs if id(d) in failed_before), None)
             if blocked is not None:
-                failures.append((t, f"not run: it needs {blocked.label}, which failed", RuntimeError(blocked.label)))
+                failures.append(_not_run(t, blocked))
                 failed_before[id(t)] = t
                 bar.update(1)
                 continue
@@ -544,9 +551,8 @@ class DaskExecutor(Executor):
             if id(t) not in errors:
                 continue
             blocked = next((d for d in t.needs if id(d) in errors), None)
-            why = (f"not run: it needs {blocked.label}, which failed" if blocked is not None
-                   else _first_line(errors[id(t)]))
-            failures.append((t, why, errors[id(t)]))
+            failures.append((t, _not_run(t, blocked)[1] if blocked is not None else _first_line(errors[id(t)]),
+                             errors[id(t)]))
 
 
 #: What the fork server of the local workers imports once (:mod:`.worker_preload`).
