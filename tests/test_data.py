@@ -55,9 +55,17 @@ def test_class_forgetting_and_fraction():
     s = load_splits("digits", "class:3")
     assert (s.forget.y == 3).all() and not (s.retain.y == 3).any()
     assert (s.val.y == 3).any() and (s.test.y == 3).any()  # class 3 still measurable
-    raw = load_raw("digits")
-    f = load_splits("digits", "fraction:0.3")
-    assert len(f.forget) == round(0.3 * len(raw.y_train))  # of the whole training set
+
+@pytest.mark.parametrize("fraction", [0.03, 0.15, 0.3])
+def test_a_forget_fraction_is_a_share_of_the_data_the_original_model_trained_on(fraction):
+    """nabla-tau's 3/15/30% are shares of the original model's training data D_r u D_f
+    (issue 30: F of the whole pool, validation split included, forgot 35.3% at F = 0.3)."""
+    for dataset in ("digits", "mnist1d"):
+        f = load_splits(dataset, f"fraction:{fraction}")
+        share = len(f.forget) / (len(f.retain) + len(f.forget))
+        assert share == pytest.approx(fraction, abs=0.5 / (len(f.retain) + len(f.forget)))
+        same = load_splits(dataset, f"random:{fraction}")
+        assert torch.equal(f.forget.index, same.forget.index)  # one draw, two names
 
 
 @pytest.mark.parametrize("spec,msg", [

@@ -300,7 +300,7 @@ def test_nabla_tau_schedule_formulas():
     assert num_forget_epochs(3672, 408, 256) == int(15 / (2 * 2) * 6) == 22
     assert num_forget_epochs(2640, 1440, 256) == int(11 / 12 * 6) == 5
     assert num_forget_epochs(10, 10_000, 256) == 1
-    assert forget_fraction(2640, 1440, 720) == pytest.approx(0.3)
+    assert forget_fraction(3360, 1440) == pytest.approx(0.3)
 
 
 def _bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -112,7 +112,7 @@ def test_msg_and_ct_on_an_mlp_over_images():
     transpose_kernels_(mlp, tuple(digits.retain.x.shape[1:]))
     c, h, _ = digits.retain.x.shape[1:]
     assert torch.equal(first.weight.view(-1, c, h, h), before.view(-1, c, h, h).transpose(2, 3))
-    masks = small_gradient_masks(mlp, UnlearnData.from_splits(digits), 0.3)
+    masks = small_gradient_masks(mlp, UnlearnData.from_splits(digits), 0.3, 64)
     linears = [n for n, m in mlp.named_modules() if isinstance(m, torch.nn.Linear)]
     assert sorted(masks) == sorted(f"{n}.weight" for n in linears)
     assert all(abs(m.float().mean().item() - 0.3) < 0.01 for m in masks.values())
@@ -156,6 +156,32 @@ def test_ct_method_with_no_training_is_the_transpose(splits, refs):
         assert torch.equal(conv.weight, w0.flip(-1))
 
 
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_ct_steps_its_cosine_schedule_once_per_epoch(splits, refs, monkeypatch, epochs):
+    """Issue 30: the reference steps CosineAnnealingLR(T_max=epochs) after each epoch
+    (``kgltop5.py``): epoch e runs at lr * (1 + cos(pi e / E)) / 2, one epoch at a constant lr."""
+    lrs: list[float] = []
+    real = torch.optim.SGD.step
+
+    def spy(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    methods.get("ct")(refs.original, _data(splits, refs), epochs=epochs, lr=0.01, batch_size=256)
+    per_epoch = math.ceil(len(splits.retain) / 256)
+    want = [0.01 * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs) for _ in range(per_epoch)]
+    assert lrs == pytest.approx(want)
+
+
+def test_ct_is_named_as_the_extension_it_is_on_each_model():
+    """CT on a 1-D CNN is our Conv1d extension, not the reference's transpose: reports say so."""
+    ct = methods.get("ct")
+    assert [ct.label(m) for m in ("cnn1d", "small_cnn", "resnet18", "mlp")] == [
+        "ct (1-D extension)", "ct", "ct", "ct (MLP extension)"]
+    assert methods.get("msg").label("cnn1d") == "msg"
+
+
 def test_ct_rejects_non_square_kernels():
     model = nn.Sequential(nn.Conv2d(1, 2, (3, 1)))
     with pytest.raises(ValueError, match="non-square"):
@@ -165,25 +191,50 @@ def test_ct_rejects_non_square_kernels():
 # --------------------------------------------------------------------------- MSG
 
 
-def test_msg_reinitialises_exactly_the_fraction_with_smallest_gradients(splits, refs):
+def _reference_mask_grads(model: nn.Module, retain: Split, forget: Split, forget_batch: int) -> dict:
+    """The reference's mask gradient (Deep Unlearn ``kgltop2.py``, ``get_grads_for_snip``),
+    written out: ``loss.backward()`` of the batch-mean CE over retain batches of 64, then of
+    minus the batch-mean CE over forget batches of the tuned size, without zero_grad between."""
+    model.eval()
+    model.zero_grad()
+    for s in range(0, len(retain), 64):
+        nn.functional.cross_entropy(model(retain.x[s:s + 64]), retain.y[s:s + 64]).backward()
+    for s in range(0, len(forget), forget_batch):
+        (-nn.functional.cross_entropy(model(forget.x[s:s + forget_batch]), forget.y[s:s + forget_batch])).backward()
+    grads = {n: p.grad.abs().clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    return grads
+
+
+@pytest.mark.parametrize("batch_size", [64, 256])
+def test_msg_masks_the_smallest_gradients_weighted_as_in_the_reference(splits, refs, batch_size):
+    """Issue 30: the reference sums batch means over retain batches of 64 and forget batches
+    of the tuned size B, so at B = 256 its retain term weighs 4x; the mask must be the one
+    that weighting gives (with equal weights it differs at B = 256)."""
     data = _data(splits, refs)
     model = methods.get("original")(refs.original, data)
     torch.manual_seed(3)
-    masks = msg_mod.small_gradient_masks(model, data, 0.3)
-    # the same gradient, recomputed: masked entries have the smallest |grad| of their layer
+    masks = msg_mod.small_gradient_masks(model, data, 0.3, batch_size)
     torch.manual_seed(3)
     rows = torch.randperm(len(data.retain))[: len(data.forget)]
-    model.eval()
-    model.zero_grad()
-    loss = (nn.functional.cross_entropy(model(data.retain.x[rows]), data.retain.y[rows])
-            - nn.functional.cross_entropy(model(data.forget.x), data.forget.y))
-    loss.backward()
+    grads = _reference_mask_grads(model, data.retain.subset(rows), data.forget, batch_size)
     named = dict(model.named_parameters())
     assert set(masks) == {n for n, p in named.items() if p.dim() == 3}  # every Conv1d weight
     for name, mask in masks.items():
-        g = named[name].grad.abs()
+        g = grads[name]
         assert int(mask.sum()) == round(0.3 * mask.numel())
-        assert g[mask].max() <= g[~mask].min() + 1e-12
+        assert g[mask].max() <= g[~mask].min() * (1 + 1e-5) + 1e-12
+    if batch_size != 256:
+        return
+    # equal weights (one mean over each set) pick other entries at B = 256: the weighting matters
+    model.zero_grad()
+    (nn.functional.cross_entropy(model(data.retain.x[rows]), data.retain.y[rows])
+     - nn.functional.cross_entropy(model(data.forget.x), data.forget.y)).backward()
+    equal = {n: named[n].grad.abs() for n in masks}
+    model.zero_grad()
+    differ = sum(int((torch.topk(-equal[n].reshape(-1), int(m.sum())).indices.sort().values
+                      != m.reshape(-1).nonzero().squeeze(1)).any()) for n, m in masks.items())
+    assert differ > 0
 
 
 def test_msg_method_reinitialises_only_masked_entries_and_scales_kept_grads(splits, refs, monkeypatch):

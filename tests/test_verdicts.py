@@ -48,6 +48,21 @@ def test_a_clear_win_holds_and_its_reversal_does_not_hold():
     assert {x.state for x in w.values()} == {V.FAILS}
 
 
+def test_ct_on_a_1d_model_is_reported_as_the_extension_it_is():
+    """Issue 30: on cnn1d "CT" is the Conv1d kernel-flip extension; the verdict, the summary
+    table and the figures name it so; on a 2-D CNN it is the reference's CT."""
+    from unlearnlib.book import plots
+    from unlearnlib.studies.tables import summary_table
+
+    for model, want in (("cnn1d", "ct (1-D extension)"), ("small_cnn", "ct")):
+        df = grid(GOOD).assign(model=model)
+        claim = by_claim(V.deep_unlearn_verdicts(df, None, "b"))["MSG"].claim
+        assert claim == f"MSG and {want.replace('ct', 'CT')} are the best methods"
+        assert want in summary_table(df).index
+        names = {t.name for t in plots.metric_vs_cost(df, metric="mia_val").data} | set(plots.accuracy_bars(df).data[0].x)
+        assert want in names and ("ct" in names) == (model == "small_cnn")
+
+
 def test_a_tie_is_not_tested_and_names_the_seeds_that_would_test_it():
     tie = {"ngplus": 0.05, "ft": 0.05, "ga": 0.05, "srl": 0.05, "msg": 0.05, "ct": 0.05}
     v = by_claim(V.deep_unlearn_verdicts(grid(tie, noise=0.02), None, "test budget"))["NG+"]

@@ -132,9 +132,13 @@ def _hash_splits(*parts: Split) -> str:
 class ForgetSpec:
     """A parsed forget specification.
 
-    - ``random:F``   forget a random fraction F of the non-validation pool (Deep Unlearn: 0.1)
-    - ``fraction:F`` forget a random fraction F of the whole training set (nabla-tau's
-      convention: 3%, 15%, 30% of the training data), drawn from the non-validation pool
+    - ``random:F``   forget a random fraction F of the non-validation pool D_r u D_f, the
+      data the original model trains on (Deep Unlearn: 0.1)
+    - ``fraction:F`` the same draw under nabla-tau's name: F of the training data the
+      original model saw (its 3%, 15%, 30%), so ``fraction:F`` and ``random:F`` select
+      the same rows. nabla-tau's reference draws its validation data from the test set;
+      here D_v stays Deep Unlearn's held-out 15% of the pool (the same distribution), so
+      the test set is never touched before the final evaluation
     - ``class:C``    forget every pool sample of class C (D_v and D_t keep class C)
     """
 
@@ -185,8 +189,7 @@ def make_splits(
         mask = y_pool == int(spec.value)
         forget_idx, retain_idx = pool[mask], pool[~mask]
     else:
-        n_f = spec.value * (len(pool) if spec.kind == "random" else n)
-        n_f = int(round(n_f))
+        n_f = int(round(spec.value * len(pool)))
         if not 0 < n_f < len(pool):
             raise ValueError(
                 f"Forget spec {spec} selects {n_f} of {len(pool)} pool samples; need at least one "

@@ -24,11 +24,18 @@ from torch import nn
 
 ModelFactory = Callable[[tuple[int, ...], int], nn.Module]
 _MODELS: dict[str, ModelFactory] = {}
+_CONV_DIMS: dict[str, int] = {}
 
 
-def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+def register_model(name: str, conv_dims: int) -> Callable[[ModelFactory], ModelFactory]:
+    """Register a factory; ``conv_dims`` is the dimension of its convolutions (1 or 2, 0 for
+    a model without any), which decides how a method that acts on kernels applies to it."""
+    if conv_dims not in (0, 1, 2):
+        raise ValueError(f"conv_dims must be 0, 1 or 2; got {conv_dims} for model {name!r}.")
+
     def deco(fn: ModelFactory) -> ModelFactory:
         _MODELS[name] = fn
+        _CONV_DIMS[name] = conv_dims
         return fn
 
     return deco
@@ -36,6 +43,13 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
 
 def available_models() -> list[str]:
     return list(_MODELS)
+
+
+def conv_dims(name: str) -> int:
+    """The dimension of model ``name``'s convolutions: 1, 2, or 0 when it has none."""
+    if name not in _CONV_DIMS:
+        raise ValueError(f"Unknown model {name!r}; allowed: {', '.join(available_models())}.")
+    return _CONV_DIMS[name]
 
 
 def build_model(
@@ -76,7 +90,7 @@ def _conv1d_block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     )
 
 
-@register_model("cnn1d")
+@register_model("cnn1d", conv_dims=1)
 def cnn1d(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> nn.Module:
     """1-D CNN for MNIST-1D in the style of the benchmark's reference CNN (Greydanus 2020):
     three strided conv-BN-ReLU blocks and a linear head over the flattened features.
@@ -110,7 +124,7 @@ def _conv2d_block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register_model("small_cnn")
+@register_model("small_cnn", conv_dims=2)
 def small_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> nn.Module:
     """Small 2-D CNN for 8x8 digits (and 28x28 MNIST): three conv blocks and a head."""
     c, h, w = input_shape
@@ -123,7 +137,7 @@ def small_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -
     )
 
 
-@register_model("mlp")
+@register_model("mlp", conv_dims=0)
 def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...] = (512,)) -> nn.Module:
     """Multilayer perceptron over the flattened input (784-512-10 on MNIST)."""
     d = math.prod(input_shape)
@@ -163,7 +177,7 @@ class SqrtNEmbedding(nn.Module):
         return (self.embedding(x) * mask).sum(1) / mask.sum(1).clamp(min=1.0).sqrt()
 
 
-@register_model("text_bag")
+@register_model("text_bag", conv_dims=0)
 def text_bag(input_shape: tuple[int, ...], num_classes: int, dim: int = 32, hidden: int = 32) -> nn.Module:
     """Bag of embeddings for token ids (fastText-like, Joulin et al. 2017, plus one hidden
     layer): blocks = [sqrt-n bag of embeddings, Linear-ReLU, Linear head].
@@ -222,13 +236,13 @@ def _resnet18(input_shape: tuple[int, ...], num_classes: int, cifar_stem: bool) 
     return _ResNetWithBlocks(net)
 
 
-@register_model("resnet18")
+@register_model("resnet18", conv_dims=2)
 def resnet18(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """torchvision ResNet-18, ImageNet stem even at 32 px (as Deep Unlearn used it)."""
     return _resnet18(input_shape, num_classes, cifar_stem=False)
 
 
-@register_model("resnet18_cifar")
+@register_model("resnet18_cifar", conv_dims=2)
 def resnet18_cifar(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """ResNet-18 with the CIFAR stem: 3x3 stride-1 first conv and no max-pool."""
     return _resnet18(input_shape, num_classes, cifar_stem=True)

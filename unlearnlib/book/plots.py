@@ -23,9 +23,10 @@ representations of the same figure:
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ from plotly.colors import qualitative
 from plotly.io.base_renderers import PlotlyRenderer
 
 from ..studies.tables import check_columns as _check_columns
-from ..studies.tables import method_order, summary_table
+from ..studies.tables import method_labels, method_order, summary_table
 
 __all__ = [
     "retdev_vs_rte", "metric_vs_cost", "convergence_figure", "transfer_figure", "mia_comparison", "accuracy_bars", "summary_table", "forgetting_summary",
@@ -95,6 +96,26 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
 def method_symbols(methods: Sequence[str]) -> dict[str, str]:
     """A stable marker per method, so methods stay apart where colours are close."""
     return {m: "circle" if m in _FIXED_COLORS else _SYMBOLS[_method_index(m) % len(_SYMBOLS)] for m in methods}
+
+
+def _labelled(builder: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
+    """Name the methods of ``builder``'s figure by their report labels (trace names and
+    category values), e.g. CT on ``cnn1d`` as ``ct (1-D extension)``
+    (:func:`unlearnlib.studies.tables.method_labels`); colours stay keyed by method."""
+    @functools.wraps(builder)
+    def wrapper(df: pd.DataFrame, *args: Any, **kwargs: Any) -> go.Figure:
+        fig = builder(df, *args, **kwargs)
+        labels = method_labels(df)
+        for trace in fig.data if labels else ():
+            if trace.name in labels:
+                trace.name = labels[trace.name]
+            for axis in ("x", "y"):
+                values = getattr(trace, axis, None)
+                if values is not None and len(values) and isinstance(values[0], str):
+                    setattr(trace, axis, [labels.get(v, v) for v in values])
+        return fig
+
+    return wrapper
 
 
 def _subtitle(df: pd.DataFrame) -> str:
@@ -175,6 +196,7 @@ COSTS = {"cost_rte": "retraining's gradient evaluations / the method's (log scal
          "rte": "RTE = retraining time / unlearning time (log scale)"}
 
 
+@_labelled
 def metric_vs_cost(df: pd.DataFrame, metric: str = "retdev", cost: str | None = None,
                    label: str | None = None, target: float | None = None) -> go.Figure:
     """``metric`` of each method against its cost ratio (log scale), one colour and marker per method.
@@ -281,6 +303,7 @@ def transfer_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
+@_labelled
 def mia_comparison(df: pd.DataFrame) -> go.Figure:
     """Loss-based population MIA of the original, the retrained model and each method.
 
@@ -303,6 +326,7 @@ def mia_comparison(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
+@_labelled
 def accuracy_bars(df: pd.DataFrame, metrics: Sequence[str] = ("retain_acc", "forget_acc", "test_acc")) -> go.Figure:
     """Retain, forget and test accuracy (RA, FA, TA) per method: mean ± std and each seed.
 
@@ -381,6 +405,7 @@ class BookRenderer(PlotlyRenderer):
         return bundle
 
 
+@_labelled
 def metric_vs_fraction(
     df: pd.DataFrame,
     metrics: Sequence[str] = ("forget_acc", "test_acc", "mia_test", "mia_entropy_test"),

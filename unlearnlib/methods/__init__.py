@@ -186,6 +186,22 @@ class Method:
     paper: str
     reference: bool = False
     epochs_over: str = "retain"
+    version: int = 1
+    variant: Callable[[str], str | None] | None = None
+
+    def label(self, model: str | None = None) -> str:
+        """How tables, figures and verdicts name this method on the registered model
+        ``model``: its key, with the variant's name in brackets where what runs on that
+        model is our extension of the reference (CT on a 1-D CNN: ``ct (1-D extension)``)."""
+        extension = self.variant(model) if self.variant is not None and model is not None else None
+        return f"{self.key} ({extension})" if extension else self.key
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What names this method in a store spec or a tuned entry's fingerprint: its key, and
+        its version once a change of its algorithm made earlier results stale (version 1 is
+        left out, so entries made before versions existed keep their keys)."""
+        return {"method": self.key} | ({"method_version": self.version} if self.version > 1 else {})
 
     @property
     def hyperparameters(self) -> list[str]:
@@ -333,6 +349,8 @@ def register(
     search_space: dict[str, Param] | None = None,
     reference: bool = False,
     epochs_over: str = "retain",
+    version: int = 1,
+    variant: Callable[[str], str | None] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``unlearn(model, data, **hparams)`` under ``key``.
 
@@ -340,7 +358,11 @@ def register(
     (METHODS.md: unused hyperparameters must not appear in a search space).
     ``epochs_over`` names the set whose batches make one of its epochs (``retain``,
     ``forget`` or ``union``): default epoch counts scale with that set's size
-    (:func:`scale_epochs`).
+    (:func:`scale_epochs`). ``version`` goes up when the algorithm changes (a departure
+    from the reference fixed): every stored result and shipped tuned entry of the method
+    made before then stops applying (:attr:`Method.identity`). ``variant(model)`` names the
+    extension that runs on a registered model where the reference's method cannot (or None):
+    every report names the method by :meth:`Method.label`.
     """
     if epochs_over not in EPOCH_SETS:
         raise ValueError(f"{key}: unknown epochs_over {epochs_over!r}; allowed: {', '.join(EPOCH_SETS)}.")
@@ -357,7 +379,8 @@ def register(
             raise ValueError(f"{key}: defaults {sorted(missing)} are not parameters of {fn.__name__}.")
         if key in _REGISTRY and _REGISTRY[key].fn is not fn:
             raise ValueError(f"Method key {key!r} is registered twice.")
-        _REGISTRY[key] = Method(key, name, fn, dict(defaults), search_space, paper, reference, epochs_over)
+        _REGISTRY[key] = Method(key, name, fn, dict(defaults), search_space, paper, reference, epochs_over, version,
+                               variant)
         return fn
 
     return deco

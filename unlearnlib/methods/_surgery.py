@@ -212,6 +212,17 @@ def flat_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int | 
     return torch.cat(rows)
 
 
+def summed_batch_mean_grads(model: nn.Module, split: Split, sign: float, batch_size: int) -> None:
+    """Accumulate ``sign * sum over consecutive batches of grad(mean CE over the batch)``
+    into ``.grad`` (no zero_grad): what a reference's ``for batch in loader: loss.backward()``
+    accumulates. Each batch weighs as much as any other, so a sample in a batch of B weighs 1/B."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    for s in _chunks(len(split), batch_size):
+        (F.cross_entropy(model(split.x[s]), split.y[s]) * sign).backward()
+        _cost.add(s.stop - s.start)
+
+
 def mean_grad(model: nn.Module, split: Split, sign: float = 1.0, chunk: int = 512) -> None:
     """Accumulate ``sign * grad of mean CE over split`` into ``.grad`` (no zero_grad)."""
     n = len(split)

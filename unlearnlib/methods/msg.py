@@ -1,7 +1,7 @@
 """``msg``: Masked Small Gradients (Kaggle NeurIPS 2023 unlearning challenge #2; Deep Unlearn).
 
 (1) Accumulate the gradient of +CE on a random retain subset of size |D_f| and of
--CE on D_f; (2) in every convolution pick exactly ``round(init_rate * numel)``
+-CE on D_f, as sums of batch means (retain batches of 64, forget batches of B); (2) in every convolution pick exactly ``round(init_rate * numel)``
 weights with the smallest |grad|; (3) re-initialise those (Kaiming normal,
 fan_out, relu) and keep the rest; (4) fine-tune on D_r with CE, SGD (momentum
 0.9), gradients multiplied by 1.0 on re-initialised and 0.1 on kept conv weights,
@@ -17,9 +17,15 @@ Departures from the reference code:
   target (rows of words in neither gradient set have |grad| exactly 0, so "smallest
   gradients" would pick among ties) and is fine-tuned at the full rate, as the
   reference fine-tunes every non-conv layer.
-- Step (1) uses the mean CE over each set (the reference summed batch means of 64,
-  which weighs both sets equally too because they have the same size), with the
-  model in eval mode so BatchNorm statistics are not touched.
+- Step (1) weighs the two sets as the reference does (``kgltop2.py``
+  ``get_grads_for_snip``; loaders of ``get_dataset.py``): it sums the batch-mean
+  gradients over retain batches of 64 (:data:`MASK_RETAIN_BATCH`, the reference's own
+  loader) and over forget batches of the method's (tuned) batch size B, so with equal
+  set sizes the retain term weighs B / 64 times the forget term (4x at B = 256). Both
+  sets are batched in a fixed order (the retain subset is already a random draw; the
+  reference shuffles its retain loader), which only decides what the last short batch
+  holds. The model is in eval mode so BatchNorm statistics are not touched (the
+  reference leaves the mode as it finds it).
 - The warm-up/decay schedule is per step (``warmup_linear``: up over the first
   half, down over the second) instead of per epoch over E+1 epochs.
 - The 1.0/0.1 scaling is a gradient scale in the shared loop, not a masked conv
@@ -36,15 +42,21 @@ from torch import nn
 
 from . import STD_SPACE, Float, UnlearnData, register
 from ._loop import LoopConfig, run_loop
-from ._surgery import mean_grad, remaining_budget, weight_layers
+from ._surgery import remaining_budget, summed_batch_mean_grads, weight_layers
 
 #: Gradient scale on kept (not re-initialised) conv weights during fine-tuning.
 KEPT_SCALE = 0.1
+#: Batch size of the retain batches behind the mask: the reference builds its own loader
+#: of 64 for them, whatever the tuned batch size (``kgltop2.py``, ``get_grads_for_snip``).
+MASK_RETAIN_BATCH = 64
 
 
-def small_gradient_masks(model: nn.Module, data: UnlearnData, init_rate: float) -> dict[str, torch.Tensor]:
+def small_gradient_masks(model: nn.Module, data: UnlearnData, init_rate: float,
+                         forget_batch_size: int) -> dict[str, torch.Tensor]:
     """Steps (1)-(2): per conv weight, a boolean mask of the ``round(init_rate * numel)``
-    entries with the smallest |grad of CE(retain subset) - CE(D_f)|."""
+    entries with the smallest |g|, where g sums the batch-mean gradients of +CE over a
+    random retain subset of size |D_f| in batches of :data:`MASK_RETAIN_BATCH` and of -CE
+    over D_f in batches of ``forget_batch_size`` (the reference's weighting)."""
     if not 0.0 <= init_rate <= 1.0:
         raise ValueError(f"init_rate must lie in [0, 1]; got {init_rate}.")
     convs = weight_layers(model, "MSG (Masked Small Gradients)")
@@ -53,8 +65,8 @@ def small_gradient_masks(model: nn.Module, data: UnlearnData, init_rate: float) 
     model.zero_grad(set_to_none=True)
     n_f = len(data.forget)
     rows = torch.randperm(len(data.retain))[:n_f]
-    mean_grad(model, data.retain.subset(rows), +1.0)
-    mean_grad(model, data.forget, -1.0)
+    summed_batch_mean_grads(model, data.retain.subset(rows), +1.0, MASK_RETAIN_BATCH)
+    summed_batch_mean_grads(model, data.forget, -1.0, forget_batch_size)
     masks: dict[str, torch.Tensor] = {}
     for name, conv in convs:
         g = conv.weight.grad.abs().reshape(-1)
@@ -90,12 +102,13 @@ def grad_scales(masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     defaults={"epochs": 5, "lr": 1e-3, "batch_size": 64, "weight_decay": 5e-4, "init_rate": 0.3,
               "bn_mode": "train"},
     search_space={**STD_SPACE, "init_rate": Float(0.0, 1.0)},
+    version=2,  # 2: the mask's retain term weighs B / 64 as in the reference (was equal weights)
 )
 def unlearn(
     model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,
     weight_decay: float, init_rate: float, bn_mode: str,
 ) -> nn.Module:
-    masks = small_gradient_masks(model, data, init_rate)
+    masks = small_gradient_masks(model, data, init_rate, batch_size)
     reinit_masked_(model, masks)
     scale = {n: s.to(data.device) for n, s in grad_scales(masks).items()}
     cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="warmup_linear",

@@ -10,10 +10,9 @@ every 5 outer epochs. The ascent on D_f scales with the gap to the held-out
 loss and switches itself off once the forget loss reaches it. An outer epoch
 is one pass over D_f (a retain batch beside every forget batch).
 
-- alpha_0 = 5/3 * f, f = |D_f| / (|D_r| + |D_f| + |D_v|): the forget set's share
-  of the whole training pool, the convention of ``fraction:F`` forget specs
-  (so ``fraction:0.03/0.15/0.3`` give the paper's alpha_0 = 0.05/0.25/0.5
-  exactly); capped at 1 (f > 0.6). After each outer epoch alpha drops by
+- alpha_0 = 5/3 * f, f = |D_f| / (|D_r| + |D_f|): the forget set's share of the
+  data the original model trained on, as in the paper (so ``fraction:0.03/0.15/0.3``
+  give its alpha_0 = 0.05/0.25/0.5); capped at 1 (f > 0.6). After each outer epoch alpha drops by
   alpha_0 / forget_epochs (linear decay to 0).
 - forget_epochs = int(n_retain_batches / (2 * n_forget_batches) * 6): about three
   passes over D_r; batch 256; AdamW lr 1e-3, weight decay 0.01 (PyTorch's AdamW default).
@@ -49,9 +48,9 @@ TAU_EVERY = 5
 LR_END = 0.1
 
 
-def forget_fraction(n_retain: int, n_forget: int, n_val: int) -> float:
-    """|D_f| / (|D_r| + |D_f| + |D_v|): the share of the training pool to forget."""
-    total = n_retain + n_forget + n_val
+def forget_fraction(n_retain: int, n_forget: int) -> float:
+    """|D_f| / (|D_r| + |D_f|): the share of the original model's training data to forget."""
+    total = n_retain + n_forget
     if n_forget <= 0 or total <= 0:
         raise ValueError(f"Need a non-empty forget set; got |D_f| = {n_forget} of {total}.")
     return n_forget / total
@@ -92,6 +91,7 @@ def nabla_tau_loss(loss_f: torch.Tensor, loss_r: torch.Tensor, tau: float, alpha
     paper="Trippa et al. 2024, nabla-tau: Gradient-based and Task-Agnostic Machine Unlearning (arXiv 2403.14339).",
     defaults={"lr": 1e-3, "batch_size": 256, "weight_decay": 0.01, "gap": "one-sided", "bn_mode": "eval"},
     search_space={"gap": Choice(*GAPS)},
+    version=2,  # 2: alpha_0 from |D_f| / (|D_r| + |D_f|) (the validation split was counted in)
 )
 def unlearn(
     model: nn.Module, data: UnlearnData, lr: float, batch_size: int, weight_decay: float, gap: str,
@@ -102,7 +102,7 @@ def unlearn(
     if len(data.val) == 0:
         raise ValueError("nabla-tau's tau is the validation loss; data.val is empty.")
     n_r, n_f = len(data.retain), len(data.forget)
-    alpha0 = initial_alpha(forget_fraction(n_r, n_f, len(data.val)))
+    alpha0 = initial_alpha(forget_fraction(n_r, n_f))
     epochs = num_forget_epochs(n_r, n_f, batch_size)
     state = {"alpha": alpha0, "tau": per_sample_loss(model, data.val).mean().item()}
     taus = [state["tau"]]

@@ -327,9 +327,10 @@ def method_spec(key: str, splits: Splits, model_name: str, recipe, seed: int,
                 hparams: dict[str, Any] | None = None, max_sample_grads: int | None = None,
                 base: dict | None = None) -> dict:
     """The store spec of :func:`run_method`'s row (``base``: ``model_spec`` of the seed)."""
-    hp = registry.get(key).resolve_hparams(hparams, data_scale(splits, recipe))
+    method = registry.get(key)
+    hp = method.resolve_hparams(hparams, data_scale(splits, recipe))
     spec = base if base is not None else model_spec(splits, model_name, recipe, seed)
-    return {**spec, "method": key, "hparams": hp, "budget": max_sample_grads, "eval": EVAL_VERSION}
+    return {**spec, **method.identity, "hparams": hp, "budget": max_sample_grads, "eval": EVAL_VERSION}
 
 
 class UnitPlan:

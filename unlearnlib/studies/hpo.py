@@ -74,6 +74,7 @@ from .experiment import (
     to_frame,
     worker_setup,
 )
+from .tables import method_labels
 
 #: Bump when the objective or the trial protocol changes (new study names).
 HPO_VERSION = 2
@@ -743,14 +744,15 @@ def space_fingerprint(setup: Setup, method: str) -> str:
     scaled defaults, the objectives and the protocol version."""
     m = registry.get(method)
     return content_key("tuned-space", {
-        "method": method, "space": {k: vars(p) for k, p in m.space(setup.recipe.epochs).items()},
+        **m.identity, "space": {k: vars(p) for k, p in m.space(setup.recipe.epochs).items()},
         "defaults": m.resolve_hparams({}, setup.scale), "objectives": list(OBJECTIVES), "hpo": HPO_VERSION})
 
 
 def shipped_entry(setup: Setup, method: str, path: str | None = None) -> dict | None:
     """The package's tuned entry for this setting (:mod:`.tuned`), or None."""
     return tuned.lookup(setup.splits.dataset, setup.model, setup.splits.forget_spec, method,
-                        setup.recipe.as_dict(), space_fingerprint(setup, method), path)
+                        setup.recipe.as_dict(), space_fingerprint(setup, method), setup.splits.fingerprint(),
+                        path)
 
 
 def _cpu_capability() -> str:
@@ -788,7 +790,8 @@ def make_entry(result: TuneResult, setup: Setup, rows: pd.DataFrame, seconds: fl
         # the same path (measured: ft's seed-0 norm 0.017 / 0.023 / 0.081 on one machine's AVX512,
         # AVX2 and AVX2-with-MKL-AVX2 paths); not a store key, so caches stay shared across nodes
         "cpu_capability": _cpu_capability(),
-        "fingerprint": space_fingerprint(setup, result.method), "wall_seconds": round(float(seconds), 1),
+        "fingerprint": space_fingerprint(setup, result.method), "splits": setup.splits.fingerprint(),
+        "wall_seconds": round(float(seconds), 1),
         **tuned.provenance(),
     }
 
@@ -873,12 +876,13 @@ def headline(df: pd.DataFrame) -> str:
         return [m for m in ms if m not in pos]
 
     best = ["msg", "ct"]
+    ct = method_labels(df).get("ct", "ct").replace("ct", "CT", 1)  # "CT (1-D extension)" on a 1-D CNN
     if missing(best):
-        lines.append(f"- MSG and CT best: cannot check, {', '.join(missing(best))} not in this run.")
+        lines.append(f"- MSG and {ct} best: cannot check, {', '.join(missing(best))} not in this run.")
     else:
         ok = [m for m in best if pos[m] <= top]
         verdict = "holds" if len(ok) == 2 else ("holds in part" if ok else "does not hold")
-        lines.append(f"- MSG and CT best: {verdict} here: MSG is {pos['msg']}/{n} and CT {pos['ct']}/{n} "
+        lines.append(f"- MSG and {ct} best: {verdict} here: MSG is {pos['msg']}/{n} and {ct} {pos['ct']}/{n} "
                      f"overall (top third = 1..{top}); their RetDev {r.loc['msg', 'retdev']:.3f} and "
                      f"{r.loc['ct', 'retdev']:.3f}, RTE {r.loc['msg', 'rte']:.1f} and {r.loc['ct', 'rte']:.1f}.")
     weak = ["ga", "srl"]

@@ -241,7 +241,7 @@ class SeedRun:
             seconds = time.perf_counter() - start
             return [{**self.evaluate(model), "seconds": seconds}]
 
-        r = self.store.rows("poison_results", {**self.spec, "method": method.key, "budget": budget, "hparams": hp},
+        r = self.store.rows("poison_results", {**self.spec, **method.identity, "budget": budget, "hparams": hp},
                             compute)[0]
         return {"method": method.key, "budget": budget, "hparams": canonical_json(hp), **r}
 
@@ -385,9 +385,10 @@ class SeedKeys:
         k = self.known()
         if k is None:
             return None
-        hp = registry.get(method).resolve_hparams(dict(hparams), k.scale)
+        m = registry.get(method)
+        hp = m.resolve_hparams(dict(hparams), k.scale)
         spec = rows_spec(k.splits, self.model, self.recipe, self.seed, k.base)
-        return [("poison_results", {**spec, "method": method, "budget": budget, "hparams": hp})]
+        return [("poison_results", {**spec, **m.identity, "budget": budget, "hparams": hp})]
 
 
 class _AttackPlan:

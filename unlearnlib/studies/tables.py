@@ -60,7 +60,21 @@ def summary_table(
             else fmt.format(a) + (f"\u00a0±\u00a0{fmt.format(b)}" if n > 1 else "")
             for meth, a, b, n in zip(order, mean, std, out["seeds"], strict=True)
         ]
-    return out
+    return out.rename(index=method_labels(df))
 
 
-__all__ = ["method_order", "check_columns", "summary_table"]
+def method_labels(df: pd.DataFrame) -> dict[str, str]:
+    """``{key: label}`` for the methods of ``df`` whose report name differs from their key on
+    the frame's one model (:meth:`unlearnlib.methods.Method.label`: CT on ``cnn1d`` is
+    ``ct (1-D extension)``); empty without a single ``model`` value."""
+    from .. import methods as registry
+
+    models = df["model"].unique() if "model" in df.columns else []
+    if len(models) != 1:
+        return {}
+    known = set(registry.available())
+    labels = {m: registry.get(m).label(str(models[0])) for m in df["method"].unique() if m in known}
+    return {m: lab for m, lab in labels.items() if lab != m}
+
+
+__all__ = ["method_order", "check_columns", "summary_table", "method_labels"]

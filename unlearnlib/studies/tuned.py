@@ -10,8 +10,10 @@ curve of every study, the rerun over the evaluation seeds, the training recipe, 
 numerics (device, threads; CPU kernels in entries made since they joined the store keys), the package version, the commit and the date.
 
 An entry applies only where it was made: :func:`lookup` returns it when the
-recipe and the search-space fingerprint (:func:`unlearnlib.studies.hpo.space_fingerprint`)
-match, else nothing.
+recipe, the search-space fingerprint (:func:`unlearnlib.studies.hpo.space_fingerprint`:
+space, scaled defaults, objectives, protocol and the method's version) and the splits
+(:meth:`unlearnlib.data.Splits.fingerprint`: the exact forget, retain, validation and test
+rows) match, else nothing.
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ def load(path: Path | str | None = None) -> dict[str, dict]:
 
 
 def lookup(dataset: str, model: str, forget: str, method: str, recipe: Mapping[str, Any],
-           fingerprint: str, path: Path | str | None = None) -> dict | None:
+           fingerprint: str, splits: str, path: Path | str | None = None) -> dict | None:
     """The shipped entry for this setting, or None when there is none or it was made with
-    another training recipe or search space (it would not be the tuned optimum here)."""
+    another training recipe, search space, method version or split of the data (it would
+    not be the tuned optimum here)."""
     entry = load(path).get(entry_key(dataset, model, forget, method))
-    if entry is None or entry.get("recipe") != dict(recipe) or entry.get("fingerprint") != fingerprint:
+    if entry is None or entry.get("recipe") != dict(recipe) or entry.get("fingerprint") != fingerprint \
+            or entry.get("splits") != splits:
         return None
     return entry
 

@@ -35,6 +35,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .tables import method_labels
+
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested at this budget"
 STATES = (HOLDS, FAILS, UNTESTED)
 #: Fewest seeds that can test a claim.
@@ -265,8 +267,9 @@ def deep_unlearn_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget
         stat = rank_of(["msg", "ct"], True, worst=True)
         ev = evidence(full, stat, top + 0.5, holds_above=False)
         hv = None if half is None else evidence(half, stat, top + 0.5, holds_above=False)
+        ct = method_labels(df).get("ct", "ct").replace("ct", "CT", 1)  # "CT (1-D extension)" on a 1-D CNN
         out.append(decide(
-            "MSG and CT are the best methods", DEEP_UNLEARN, chapter,
+            f"MSG and {ct} are the best methods", DEEP_UNLEARN, chapter,
             f"the worse of MSG's and CT's ranks among {n} methods is in the top third (<= {top}); rank = mean of "
             f"the ranks by objective norm and by cost (retraining's gradient evaluations / the method's), "
             f"methods losing more than {UTILITY:.0%} test accuracy against retraining ranked last",
