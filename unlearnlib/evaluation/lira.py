@@ -68,6 +68,9 @@ VAR_FLOOR = 1e-6
 #: game). Offline: log 1/2, i.e. Pr[Z <= phi] > 1/2 with Z ~ N(mu_out, s_out^2), phi
 #: above the out-median: see :func:`decision_threshold`.
 DECISION_THRESHOLDS = {"online": 0.0, "fixed_variance": 0.0, "offline": float(np.log(0.5))}
+#: Bump when what a ``shadow_outputs`` entry holds changes (2: ``test_phi`` added); the
+#: outputs are then recomputed from the stored models, which are not retrained.
+OUTPUTS_VERSION = 2
 
 
 # --------------------------------------------------------------------------- the statistic
@@ -316,10 +319,15 @@ class ShadowOutputs:
     test_acc: np.ndarray       # (M,)
     seconds: float = 0.0       # training / unlearning wall time (when computed)
     meta: dict = field(default_factory=dict)
+    #: (M, N_test) phi on D_t, the RMIA population's signal (float32, as ``phi``); None on
+    #: outputs built without it, from which RMIA takes exp(-test_loss) instead
+    test_phi: np.ndarray | None = None
 
 
 def _outputs(ens, shadows: ShadowSet, test: Split, rows: np.ndarray) -> dict[str, torch.Tensor]:
-    """phi, loss and accuracies of ensemble ``ens`` (its models are ``rows`` of the set)."""
+    """phi, loss and accuracies of ensemble ``ens`` (its models are ``rows`` of the set), and
+    phi on the test set, which RMIA's population signal is computed from as the samples' one
+    (the float32 test loss is exactly 0 from a logit margin of about 17)."""
     pool = shadows.pool
     z = ens.logits(pool.x)
     zt = ens.logits(test.x)
@@ -332,6 +340,7 @@ def _outputs(ens, shadows: ShadowSet, test: Split, rows: np.ndarray) -> dict[str
     return {
         "phi": phi(z, pool.y.expand(len(ens), -1)).cpu(),
         "loss": loss.cpu(), "test_loss": tloss.cpu(),
+        "test_phi": phi(zt, test.y.expand(len(ens), -1)).cpu(),
         "retain_acc": (correct & ret).sum(1) / ret.sum(1),
         "forget_acc": (correct & fgt).sum(1) / fgt.sum(1).clamp(min=1),
         "test_acc": (zt.argmax(-1) == test.y).float().mean(1).cpu(),
@@ -438,7 +447,7 @@ class ShadowRunner:
                 show_progress=self.show_progress)
             return out.state_dict(), {"seconds": time.perf_counter() - t}
 
-        return self._ensemble(f"unlearned:{method}", build, {"hparams": hp})
+        return self._ensemble(f"unlearned:{method}", build, {"hparams": hp, **self._version(method)})
 
     # -- outputs --------------------------------------------------------------
     def outputs(self, method: str, hparams: dict | None = None) -> ShadowOutputs:
@@ -455,7 +464,8 @@ class ShadowRunner:
         state, meta = self.store.checkpoint("shadow_outputs", self._outputs_spec(method, hp), build)
         arr = {k: v.numpy() for k, v in state.items()}
         return ShadowOutputs(method, arr["phi"], arr["loss"], arr["test_loss"], arr["retain_acc"],
-                             arr["forget_acc"], arr["test_acc"], float(meta.get("seconds", 0.0)), meta)
+                             arr["forget_acc"], arr["test_acc"], float(meta.get("seconds", 0.0)), meta,
+                             test_phi=arr["test_phi"])
 
 
     # -- orchestration: which groups run where ------------------------------------
@@ -465,7 +475,16 @@ class ShadowRunner:
         return {} if method == "retrained-reference" else methods.get(method).resolve_hparams(hparams, self.scale)
 
     def _outputs_spec(self, method: str, hp: dict) -> dict:
-        return {**self.spec, "role": method, "hparams": hp}
+        return {**self.spec, "role": method, "hparams": hp, **self._version(method), "outputs": OUTPUTS_VERSION}
+
+    @staticmethod
+    def _version(method: str) -> dict:
+        """The method's version in its store keys (empty at version 1 and for the references)."""
+        from .. import methods
+
+        if method == "retrained-reference":
+            return {}
+        return {k: v for k, v in methods.get(method).identity.items() if k != "method"}
 
     def __getstate__(self) -> dict:
         """What a worker re-creates the runner from: no loaded ensembles, the splits on the CPU."""

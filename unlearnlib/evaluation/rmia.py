@@ -7,9 +7,10 @@ Attacks" (ICML 2024, arXiv 2312.03262); facts from the authors' Privacy Meter
 For a target model theta, a sample x and population samples z (never trained
 on by any model):
 
-- Pr(x | theta): the softmax probability of x's true label. From the shadow
-  outputs it is sigmoid(phi) (phi = log p - log(1 - p)); for the population it
-  is exp(-loss), the same quantity from the cross-entropy;
+- Pr(x | theta): the softmax probability of x's true label, sigmoid(phi) with
+  phi = log p - log(1 - p) (:func:`unlearnlib.evaluation.lira.phi`), for the
+  samples x (``ShadowOutputs.phi``) and the population z (``ShadowOutputs.test_phi``)
+  alike;
 - Pr(x) (offline): from the reference models that did NOT train on x, by the
   paper's linear approximation of the in-models: Pr(x) = ((1 + a) mean_OUT + (1 - a)) / 2;
   Pr(z) the same formula over all reference models (z is out for every one);
@@ -20,6 +21,25 @@ on by any model):
   The score has resolution 1 / |population| and saturates at 1 when x beats every
   z; with gamma = 1 and a strong signal many pairs tie there, which flattens the
   ROC at low FPR (a larger gamma spreads them).
+
+Precision: everything is computed in float64 from phi, in log space. A point's
+signal is the pair log p = -log(1 + e^-phi), log(1 - p) = -log(1 + e^phi); the means
+over references are taken of p and of 1 - p (sums of non-negative terms, no
+cancellation); log Pr(x) is log1p(-(1 + a) / 2 * mean(1 - p)) where Pr(x) > 1/2, so a
+probability within 1e-16 of 1 keeps its distance from 1; and LR(x, z) > gamma is
+tested as log(Pr(x | theta) / Pr(x)) - log(Pr(z | theta) / Pr(z)) > log gamma. So a
+point at phi = 30 (1 - p = 1e-13) and one at phi = 20 (2e-9) stay ordered, and so on to
+phi of about 700, where sigmoid(phi) itself is exactly 1 in float64 from about 37. phi
+is the stored one of the pool and of D_t alike (float32, z_y - logsumexp_{j != y} z_j
+of the models' float32 logits: a rounding of about 1e-7 of phi, never a saturation),
+so both signals carry the same precision. Earlier the population's signal was
+exp(-loss) of the stored float32 cross-entropy, while the samples' was sigmoid(phi)
+in float64: from a logit margin of about 17 that loss is exactly 0 and the signal
+exactly 1, so every confident population point tied with every other and the
+confident samples were decided by rounding (issue 30, item 5). Outputs that carry
+no ``test_phi`` (constructed ones) still take the population's signal from
+``test_loss``, as log p = -loss, log(1 - p) = log(-expm1(-loss)), exact as far as
+the loss given is.
 
 The unlearning game is U-LiRA's (:func:`unlearnlib.evaluation.lira.ulira`):
 positives are (row, x) with x in the row's forget set, target = that row's
@@ -66,10 +86,9 @@ Departures from Privacy Meter, stated:
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
-from .lira import ShadowOutputs, ShadowSet, ULiRAResult, attack_metrics, loo_gaussians
+from .lira import ShadowOutputs, ShadowSet, ULiRAResult, attack_metrics
 
 #: Privacy Meter's grid for tuning ``a`` (``np.arange(0, 1.1, 0.1)``).
 A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
@@ -83,6 +102,47 @@ def pr_x(mean_out: np.ndarray, a: float) -> np.ndarray:
     return 0.5 * ((1.0 + a) * mean_out + (1.0 - a))
 
 
+def log_signal(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log p, log(1 - p)) with p = sigmoid(``phi``) = Pr(y | x, theta), in float64, exact for any phi."""
+    phi = np.asarray(phi, dtype=np.float64)
+    return -np.logaddexp(0.0, -phi), -np.logaddexp(0.0, phi)
+
+
+def _log_signal_from_loss(loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log p, log(1 - p)) with p = exp(-``loss``), in float64 (outputs without ``test_phi``)."""
+    loss = np.asarray(loss, dtype=np.float64)
+    if (loss < 0).any():
+        raise ValueError("A cross-entropy loss is >= 0; got negative test losses.")
+    with np.errstate(divide="ignore"):
+        return -loss, np.log(-np.expm1(-loss))
+
+
+def log_pr_x(mean_p: np.ndarray, mean_q: np.ndarray, a: float) -> np.ndarray:
+    """log of :func:`pr_x` from the OUT means of p and of q = 1 - p.
+
+    1 - Pr(x) = (1 + a) / 2 * mean_q, so above 1/2 it is log1p(-(1 + a) / 2 * mean_q),
+    which keeps a Pr(x) within 1e-16 of 1 apart from 1; below, log of :func:`pr_x`.
+    """
+    pr = pr_x(mean_p, a)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pr > 0.5, np.log1p(-0.5 * (1.0 + a) * np.asarray(mean_q)), np.log(pr))
+
+
+def scores_from_log_ratios(log_ratio_x: np.ndarray, log_ratio_z: np.ndarray, gamma: float = GAMMA) -> np.ndarray:
+    """RMIA scores from log(Pr(x | theta) / Pr(x)) (R, N) and the same for the population (R, Z).
+
+    Returns (R, N): the fraction of z with LR(x, z) > ``gamma``, i.e. with
+    log_ratio_x - log_ratio_z > log gamma. NaN where ``log_ratio_x`` is NaN.
+    """
+    if gamma <= 0:
+        raise ValueError(f"Need gamma > 0; got gamma={gamma}.")
+    lz = np.sort(log_ratio_z, axis=1)
+    bar = log_ratio_x - np.log(gamma)
+    # LR(x, z) > gamma  <=>  log_ratio_z < log_ratio_x - log gamma
+    scores = np.stack([np.searchsorted(rz, rx, side="left") for rz, rx in zip(lz, bar, strict=True)])
+    return np.where(np.isnan(log_ratio_x), np.nan, scores / lz.shape[1])
+
+
 def rmia_scores(
     p_target: np.ndarray, mean_out: np.ndarray, pz_target: np.ndarray, mean_z: np.ndarray,
     a: float, gamma: float = GAMMA,
@@ -92,25 +152,35 @@ def rmia_scores(
     ``p_target`` (R, N): Pr(x | theta_r); ``mean_out`` (R, N): the mean of Pr(x | theta')
     over the OUT references of row r; ``pz_target`` and ``mean_z`` (R, Z): the same for
     the population. Returns (R, N): the fraction of z with LR(x, z) > ``gamma``.
-    NaN where ``mean_out`` is NaN (no OUT reference).
+    NaN where ``mean_out`` is NaN (no OUT reference). Probabilities carry no more than
+    their float64 distance from 1; :func:`rmia` works from phi instead (module docstring).
     """
     if not 0.0 <= a <= 1.0 or gamma <= 0:
         raise ValueError(f"Need a in [0, 1] and gamma > 0; got a={a}, gamma={gamma}.")
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio_x = p_target / pr_x(mean_out, a)
-        ratio_z = np.sort(pz_target / pr_x(mean_z, a), axis=1)
-    # LR(x, z) > gamma  <=>  ratio_z < ratio_x / gamma (ratios are positive)
-    scores = np.stack([np.searchsorted(rz, rx / gamma, side="left")
-                       for rz, rx in zip(ratio_z, ratio_x, strict=True)])
-    return np.where(np.isnan(ratio_x), np.nan, scores / ratio_z.shape[1])
+        lr_x = np.log(p_target) - log_pr_x(mean_out, 1.0 - np.asarray(mean_out), a)
+        lr_z = np.log(pz_target) - log_pr_x(mean_z, 1.0 - np.asarray(mean_z), a)
+    return scores_from_log_ratios(lr_x, lr_z, gamma)
 
 
-def _signals(shadows: ShadowSet, out: ShadowOutputs) -> tuple[np.ndarray, np.ndarray]:
-    """Pr(x | theta) on the pool (sigmoid of phi) and Pr(z | theta) on D_t (exp of -loss)."""
-    if out.phi.shape != tuple(shadows.forget_masks.shape) or out.test_loss.shape[0] != out.phi.shape[0]:
-        raise ValueError(f"{out.role} outputs ({out.phi.shape}, test {out.test_loss.shape}) do not match the "
+Signal = tuple[np.ndarray, np.ndarray]  # (log p, log(1 - p)), float64
+
+
+def _signals(shadows: ShadowSet, out: ShadowOutputs) -> tuple[Signal, Signal]:
+    """(log p, log(1 - p)) of Pr(x | theta) on the pool and of Pr(z | theta) on D_t, both from phi."""
+    test = out.test_phi if out.test_phi is not None else out.test_loss
+    if out.phi.shape != tuple(shadows.forget_masks.shape) or test.shape[0] != out.phi.shape[0]:
+        raise ValueError(f"{out.role} outputs ({out.phi.shape}, test {test.shape}) do not match the "
                          f"shadow set's {tuple(shadows.forget_masks.shape)} rows x samples.")
-    return expit(out.phi.astype(np.float64)), np.exp(-out.test_loss.astype(np.float64))
+    z = log_signal(out.test_phi) if out.test_phi is not None else _log_signal_from_loss(out.test_loss)
+    return log_signal(out.phi), z
+
+
+def _scores(sx: Signal, mx: Signal, sz: Signal, mz: Signal, a: float, gamma: float) -> np.ndarray:
+    """Scores from the target's log signals and the reference means of (p, 1 - p)."""
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"Need a in [0, 1]; got a={a}.")
+    return scores_from_log_ratios(sx[0] - log_pr_x(mx[0], mx[1], a), sz[0] - log_pr_x(mz[0], mz[1], a), gamma)
 
 
 def _pairs(split_of: np.ndarray) -> np.ndarray:
@@ -139,27 +209,43 @@ def _auc(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
     return float(roc_auc_score(np.r_[np.ones(len(p)), np.zeros(len(n))], np.r_[p, n]))
 
 
-def _loo_means(shadows: ShadowSet, px: np.ndarray, pz: np.ndarray, groups: np.ndarray):
-    """Means of the OUT references of x and of all references of z, leaving out each row's group."""
+def _loo_mean(x: np.ndarray, mask: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per (row, sample): mean of ``x`` (>= 0) over the rows where ``mask`` holds outside the
+    row's group. Sums of the other groups' sums (non-negative terms), not the total minus the
+    own group's, which would cancel: a mean of 1e-13 beside a 0.5 in the own group stays exact."""
+    groups = np.asarray(groups)
+    n_groups = int(groups.max()) + 1
+    s, c = np.zeros((n_groups, x.shape[1])), np.zeros((n_groups, x.shape[1]))
+    np.add.at(s, groups, np.where(mask, x, 0.0))
+    np.add.at(c, groups, mask.astype(np.float64))
+    others = 1.0 - np.eye(n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((others @ s) / (others @ c))[groups]
+
+
+def _loo_means(shadows: ShadowSet, sx: Signal, sz: Signal, groups: np.ndarray) -> tuple[Signal, Signal]:
+    """Means of p and 1 - p over the OUT references of x and over all references of z,
+    leaving out each row's group."""
     never = ~shadows.row_in().numpy()
-    mean_out, _, _ = loo_gaussians(px, never, groups)
-    mean_z, _, _ = loo_gaussians(pz, np.ones(pz.shape, dtype=bool), groups)
-    return mean_out, mean_z
+    every = np.ones(sz[0].shape, dtype=bool)
+    mx = tuple(_loo_mean(np.exp(v), never, groups) for v in sx)
+    mz = tuple(_loo_mean(np.exp(v), every, groups) for v in sz)
+    return mx, mz
 
 
 def tune_a(
     shadows: ShadowSet, out: ShadowOutputs, gamma: float = GAMMA, grid: tuple[float, ...] = A_GRID
 ) -> np.ndarray:
     """Per split, the ``a`` of ``grid`` with the best AUC on the paired split (module docstring)."""
-    px, pz = _signals(shadows, out)
+    sx, sz = _signals(shadows, out)
     groups = _pairs(shadows.split_of)
-    mean_out, mean_z = _loo_means(shadows, px, pz, groups)
+    mx, mz = _loo_means(shadows, sx, sz, groups)
     split_of = shadows.split_of
     K = int(split_of.max()) + 1
     k_group = _pairs(np.arange(K))
     best, best_auc = np.zeros(K), np.zeros(K)
     for a in grid:
-        scores = rmia_scores(px, mean_out, pz, mean_z, a, gamma)
+        scores = _scores(sx, mx, sz, mz, a, gamma)
         pos, neg = _game(shadows, scores)
         for k in range(K):
             rows = (groups == k_group[k]) & (split_of != k)
@@ -180,6 +266,8 @@ def rmia(
     over splits), ``a_min`` / ``a_max`` and ``gamma``; ``mode`` is ``"rmia-offline"``.
     """
     K = int(shadows.split_of.max()) + 1
+    if gamma <= 0:
+        raise ValueError(f"Need gamma > 0; got gamma={gamma}.")
     if isinstance(a, str):
         if a != "tune":
             raise ValueError(f"a must be a number in [0, 1] or 'tune'; got {a!r}.")
@@ -188,12 +276,13 @@ def rmia(
         if not 0.0 <= float(a) <= 1.0:
             raise ValueError(f"a must be a number in [0, 1] or 'tune'; got {a!r}.")
         a_split = np.full(K, float(a))
-    px, pz = _signals(shadows, out)
-    mean_out, mean_z = _loo_means(shadows, px, pz, shadows.split_of)
-    scores = np.full(px.shape, np.nan)
+    sx, sz = _signals(shadows, out)
+    mx, mz = _loo_means(shadows, sx, sz, shadows.split_of)
+    scores = np.full(sx[0].shape, np.nan)
     for a_k in np.unique(a_split):
         rows = a_split[shadows.split_of] == a_k
-        scores[rows] = rmia_scores(px[rows], mean_out[rows], pz[rows], mean_z[rows], float(a_k), gamma)
+        sx_k, mx_k, sz_k, mz_k = (tuple(v[rows] for v in sig) for sig in (sx, mx, sz, mz))
+        scores[rows] = _scores(sx_k, mx_k, sz_k, mz_k, float(a_k), gamma)
     positive, negative = _game(shadows, scores)
     pos_hit = np.where(positive, scores > THRESHOLD, False).sum(0) / np.maximum(positive.sum(0), 1)
     neg_hit = np.where(negative, scores <= THRESHOLD, False).sum(0) / np.maximum(negative.sum(0), 1)
@@ -207,4 +296,5 @@ def rmia(
                        positive, negative, per_sample, metrics)
 
 
-__all__ = ["rmia", "rmia_scores", "tune_a", "pr_x", "A_GRID", "THRESHOLD", "GAMMA"]
+__all__ = ["rmia", "rmia_scores", "scores_from_log_ratios", "log_signal", "log_pr_x", "tune_a", "pr_x",
+           "A_GRID", "THRESHOLD", "GAMMA"]
