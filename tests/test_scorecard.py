@@ -258,6 +258,61 @@ def test_target_bootstrap_is_paired_across_methods(fake_shadows):
         assert d.values[k][0, 0] == pytest.approx(float(arrays[f"{k}_point"]), abs=1e-12), k
 
 
+# --------------------------------------------------------------------------- KLOM's resolution
+
+
+def _profile_shadow_set(splits, profile: str):
+    """The shadow design of ``profile``'s scorecard: its parameters over the notebook's defaults."""
+    import ast
+
+    from unlearnlib.book import build as book
+
+    nb = ROOT / "notebooks" / "scorecard.ipynb"
+    params = {k: ast.literal_eval(v["default"]) for k, v in book.notebook_parameters(nb).items()}
+    params.update(book.load_profiles(ROOT)[profile]["scorecard.ipynb"])
+    assert (params["dataset"], params["forget"]) == ("mnist1d", "random:0.1")  # the fixture's splits
+    return make_shadow_set(splits, ShadowConfig(k=params["shadow_k"], population=params["shadow_population"],
+                                                targets=params["shadow_targets"]))
+
+
+def test_klom_is_left_out_of_the_quick_profile_with_a_computed_reason_and_kept_in_full(splits):
+    pytest.importorskip("papermill")
+    from unlearnlib.evaluation.klom import max_klom
+
+    quick = sc.klom_resolution(_profile_shadow_set(splits, "quick"))
+    assert not quick.keep
+    assert quick.floor > (1 - sc.KLOM_MIN_ROOM) * max_klom() and quick.ceiling == pytest.approx(max_klom())
+    assert quick.n_median <= 4  # 8 shadow splits: about 4 models per side
+    # the reason states the numbers it was decided on
+    assert quick.reason.startswith("KLOM left out")
+    for text in (f"N = {quick.n_median:g} models per side", f"read {quick.floor:.2f}", f"N = {quick.n_needed}"):
+        assert text in quick.reason, text
+    full = sc.klom_resolution(_profile_shadow_set(splits, "full"))
+    assert full.keep and full.reason.startswith("KLOM kept")
+    assert full.floor <= (1 - sc.KLOM_MIN_ROOM) * max_klom() and full.n_median > quick.n_needed
+
+
+def test_left_out_tests_leave_every_reading_and_figure(fake_shadows):
+    sh, out, ref = fake_shadows
+    arrays = sc.evaluate_shadows(sh, out, ref)
+    rows = _rows({"original": [0.6] * 5, "retrain": [0.5] * 5, "ft": [0.55] * 5})
+    kept = sc.bootstrap_values(rows, {"original": arrays, "retrain": arrays, "ft": arrays},
+                               n_targets=out.phi.shape[1], n_boot=20)
+    d = sc.bootstrap_values(rows, {"original": arrays, "retrain": arrays, "ft": arrays},
+                            n_targets=out.phi.shape[1], n_boot=20, leave_out=("klom",))
+    assert "klom" in kept.values and "klom" not in d.values
+    for k in d.values:  # the same resampling for the tests that stay
+        np.testing.assert_array_equal(d.values[k], kept.values[k])
+    score = sc.scores(d)
+    reading = sc.classify(score, sc.utility_mask(d.test_acc, d.col("retrain")), d.methods)
+    assert "klom" not in reading.tests
+    frame = sc.scorecard_frame(d, score, reading)
+    assert "klom" not in set(frame["test"])
+    assert "KLOM" not in list(sc.heatmap_figure(frame).data[0].x)
+    with pytest.raises(ValueError, match="Unknown scorecard test"):
+        sc.bootstrap_values(rows, n_boot=10, leave_out=("kloom",))
+
+
 # --------------------------------------------------------------------------- verdicts
 
 
@@ -368,3 +423,8 @@ def test_notebook_runs_with_tiny_parameters(tmp_path, monkeypatch):
     assert {v["claim"] for v in published["verdicts"]} == {
         "Population MIAs give a false sense of success", "No unlearning method passes every test"}
     assert (tmp_path / "verdicts" / "headline.plotly.json").is_file()
+    # 4 shadow splits: KLOM is left out, with its reason printed, and the headline figure has no KLOM column
+    text_out = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "KLOM left out: with 4 shadow splits" in text_out
+    headline = json.loads((tmp_path / "verdicts" / "headline.plotly.json").read_text())
+    assert "KLOM" not in headline["data"][0]["x"] and "U-LiRA accuracy" in headline["data"][0]["x"]

@@ -1,9 +1,26 @@
-"""KLOM: KL divergence of margins between unlearned and oracle (retrained) models.
+"""KLOM: KL divergence of margins between oracle (retrained) and unlearned models.
 
 Georgiev, Rinberg, Park, Garg, Ilyas, Madry, Neel 2024, "Attribute-to-Delete:
 Machine Unlearning via Datamodel Matching" (arXiv 2410.23232, App. E.1); the
-rules below are those of the authors' benchmark code (RoyRin/data-unlearning-bench,
-``unlearning_bench/eval.py``), read for facts.
+binning rules below are those of the authors' benchmark code
+(RoyRin/data-unlearning-bench, ``unlearning_bench/eval.py``), read for facts.
+
+Direction. The paper defines KLOM in App. E.1 as a KL divergence between the
+distribution of a point's margins over oracle models and that over unlearned
+models, the oracles' first: KLOM(x) = KL(oracle || unlearned) = sum over bins b
+of o_b log(o_b / u_b). The authors' benchmark README and dataset card, which refer
+to App. E.1 for the definition, state it in that order ("the distribution of
+margins of oracle models and [the] distribution of margins of the unlearned
+models"), and the benchmark's pipeline computes exactly that: ``unlearning_bench/run.py`` (``load_klom``) passes the oracle margins
+as the FIRST argument of ``kl_from_margins``, whose ``compute_binned_KL_div(p, q)``
+returns KL(p || q) and raises q's empty bins to eps, so p is the oracles' histogram
+and the eps floor falls on the unlearned side. That is the default here
+(``direction="oracle||unlearned"``). The same authors' later EasyDUB code
+(``easydub/eval.py``, ``klom_from_margins``) passes the unlearned margins as p,
+i.e. computes KL(unlearned || oracle) with the floor on the oracle side: that is
+kept as the option ``direction="unlearned||oracle"`` (this module's default before
+the paper's definition was settled). KL is not symmetric and the two differ (the
+tests build a point where they read 8.07 and log 4).
 
 Per point x, over N unlearned and N oracle models:
 
@@ -16,23 +33,25 @@ Per point x, over N unlearned and N oracle models:
 - each sample is binned with ``np.digitize`` and only indices 1..20 are counted,
   so a value equal to the pooled maximum lands in index 21 and is NOT counted (the
   authors' rule, kept by default; ``include_max=True`` counts it in the last bin,
-  as ``np.histogram`` would). Counts are divided by the number counted (a side
-  with nothing counted has all-zero probabilities, and its KL is NaN, as theirs);
-- q's zero bins where p > 0 are raised to eps = 1e-5;
-- KLOM(x) = ``scipy.stats.entropy(p, q_safe)``, which renormalises both to sum 1:
-  KL(p || q) with p the UNLEARNED models' histogram and q the oracles', the order
-  of the signature ``kl_from_margins(all_unlearned_margins, all_oracle_margins)``
-  and of most of its call sites. (The benchmark's ``run.py`` passes the oracle
-  margins first, i.e. computes KL(oracle || unlearned); the two differ, KL is not
-  symmetric, and which one the paper's tables used is not settled by the code.)
+  as ``np.histogram`` would). Counts are divided by the number counted. A side
+  with nothing counted (all its values at the pooled maximum, e.g. one model per
+  side, or one side constant above the other) gets NaN here. In the authors' code
+  that holds when it is p's side; when it is q's, scipy renormalises q's eps floor
+  over p's m bins and the point scores log m - H(p), little or 0 (0 for a p in one
+  bin): a near-perfect score for a side nothing was counted on. A stated departure;
+- with p the first histogram of the direction (the oracles' by default) and q the
+  second, q's zero bins where p > 0 are raised to eps = 1e-5;
+- KLOM(x) = ``scipy.stats.entropy(p, q_safe)``, which renormalises both to sum 1.
 
 The largest value a point can get is log(1 + 1/eps) = 11.513: all of p in one bin
 where q has nothing (p concentrated puts the most mass on the single eps bin).
 The smallest is 0, but two independent draws of N margins from ONE distribution
-do not score 0: the binned estimate is biased upwards at small N (measured on
-normal margins, 95th percentile over points: 10.5 at N = 4, 3.0 at N = 32, 0.67
-at N = 100, the authors' N, and 0.20 at N = 256), so a KLOM is read against the
-same N.
+do not score 0: the binned estimate is biased upwards at small N (measured with
+:func:`small_sample_floor` on normal margins, 95th percentile over 20,000 points,
+default direction: 10.9 at N = 4, 6.1 at N = 16, 3.0 at N = 32, 0.66 at N = 100,
+the authors' N, and 0.21 at N = 256; the other direction is within 0.1 of these),
+so a KLOM is read against the same N, which :func:`small_sample_floor` measures
+for any per-point N.
 
 Summary: the authors print the 95th percentile of the per-point values over the
 forget points, the retain points and the validation points (``np.percentile(.., 95)``).
@@ -51,7 +70,13 @@ the unlearned row against the oracle row retrained without the same forget set
 a held-out split no model trains on; D_t would be that, but ``ShadowOutputs``
 holds only its losses, from which the margin (logit(exp(-loss))) cannot be
 recovered for confident predictions in float32 (the loss rounds to 0 for
-margins above ~16.6).
+margins above ~16.6). A point's N is the number of rows of its kind: with k
+shadow splits about k/2 rows forget each target, so N is far below the authors' 100.
+
+Departures, in short: NaN where either side has nothing counted, and NaN points
+left out of the percentile; per-point N and
+training data varying over shadow rows (above); ``include_max`` and ``direction``
+offered as options (defaults: the authors' binning and the paper's direction).
 """
 
 from __future__ import annotations
@@ -68,6 +93,11 @@ BINS = 20
 EPS = 1e-5
 CLIP = 100.0
 PERCENTILE = 95.0
+#: KL(oracle || unlearned), eps floor on the unlearned side: the paper's definition (default).
+ORACLE_FIRST = "oracle||unlearned"
+#: KL(unlearned || oracle), eps floor on the oracle side: the option.
+UNLEARNED_FIRST = "unlearned||oracle"
+DIRECTIONS = (ORACLE_FIRST, UNLEARNED_FIRST)
 #: Points binned at once (bounds the (models, points, bins + 1) comparison array).
 _CHUNK = 2048
 
@@ -107,13 +137,18 @@ def klom_values(
     unlearned: np.ndarray, oracle: np.ndarray,
     mask_unlearned: np.ndarray | None = None, mask_oracle: np.ndarray | None = None,
     bins: int = BINS, eps: float = EPS, clip: float = CLIP, include_max: bool = False,
+    direction: str = ORACLE_FIRST,
 ) -> np.ndarray:
-    """Per-point binned KL(unlearned || oracle) of margins, the authors' rules (module docstring).
+    """Per-point binned KL of margins, the authors' rules (module docstring).
 
     ``unlearned`` (M, N) and ``oracle`` (M', N): margins of M and M' models on N
     points; the optional masks say which (model, point) entries take part (a point
-    with no entry on a side gets NaN). A 1-D array is one point.
+    with no entry on a side gets NaN). A 1-D array is one point. ``direction``:
+    ``"oracle||unlearned"`` (default, the paper's KL(oracle || unlearned), eps on the
+    unlearned side's empty bins) or ``"unlearned||oracle"`` (the reverse).
     """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}; got {direction!r}.")
     u, mu = _check(unlearned, mask_unlearned, "unlearned")
     o, mo = _check(oracle, mask_oracle, "oracle")
     if u.shape[1] != o.shape[1]:
@@ -131,13 +166,38 @@ def klom_values(
         start, end = np.where(both, start, 0.0), np.where(both, end, 1.0)
         end = np.where(start >= end, start + 1.0, end)
         edges = np.linspace(start, end, bins + 1, axis=-1)  # (points, bins + 1), as np.linspace per point
-        p = _bin_probs(uc, muc, edges, bins, include_max)
-        q = _bin_probs(oc, moc, edges, bins, include_max)
+        hu = _bin_probs(uc, muc, edges, bins, include_max)
+        ho = _bin_probs(oc, moc, edges, bins, include_max)
+        p, q = (ho, hu) if direction == ORACLE_FIRST else (hu, ho)
         q_safe = np.where(p > 0, np.maximum(q, eps), q)
         with np.errstate(invalid="ignore", divide="ignore"):
             kl = entropy(p, q_safe, axis=1)
-        out[sl] = np.where(both, kl, np.nan)
+        counted = (hu.sum(1) > 0) & (ho.sum(1) > 0)  # nothing counted on either side: NaN
+        out[sl] = np.where(both & counted, kl, np.nan)
     return out
+
+
+def small_sample_floor(n: int | np.ndarray, percentile: float = PERCENTILE, points: int = 4000,
+                       seed: int = 0, **binning) -> float:
+    """The ``percentile``-th percentile of KLOM over points whose unlearned and oracle margins
+    are two independent draws of ``n`` from ONE distribution (standard normal): what a
+    perfect unlearning reads at this N (module docstring), by simulation.
+
+    ``n``: models per side, one int for every point or one per point (a design whose N
+    varies; it is cycled over ``points``). Points with ``n < 1`` are dropped. ``binning``:
+    ``bins``, ``eps``, ``clip``, ``include_max``, ``direction`` of :func:`klom_values`.
+    Deterministic for a given ``seed``.
+    """
+    ns = np.resize(np.atleast_1d(np.asarray(n, dtype=int)), points)
+    ns = ns[ns >= 1]
+    if not len(ns):
+        raise ValueError(f"Need at least one point with n >= 1 model per side; got {n!r}.")
+    rng = np.random.default_rng(seed)
+    top = int(ns.max())
+    mask = np.arange(top)[:, None] < ns[None, :]
+    draw = lambda: np.where(mask, rng.normal(size=mask.shape), 0.0)  # noqa: E731
+    u, o = draw(), draw()
+    return summarise(klom_values(u, o, mask, mask, **binning), percentile)[0]
 
 
 @dataclass
@@ -173,7 +233,8 @@ def klom_on_shadows(
 
     ``unlearned``: a method's unlearned shadows; ``oracle``: the reference models
     retrained without each row's forget set. ``binning``: ``bins``, ``eps``,
-    ``clip``, ``include_max`` of :func:`klom_values`.
+    ``clip``, ``include_max``, ``direction`` of :func:`klom_values` (default: the
+    paper's KL(oracle || unlearned)).
     """
     if not 0.0 <= percentile <= 100.0:
         raise ValueError(f"percentile must lie in [0, 100]; got {percentile}.")
@@ -193,8 +254,9 @@ def klom_on_shadows(
         used = mask.any(0)
         summary[kind], n[kind], n_nan[kind] = summarise(vals[used], percentile)
     return KLOMResult(values, summary, n, n_nan, percentile,
-                      {"unlearned": unlearned.role, "oracle": oracle.role, **binning})
+                      {"unlearned": unlearned.role, "oracle": oracle.role,
+                       "direction": binning.get("direction", ORACLE_FIRST), **binning})
 
 
-__all__ = ["klom_values", "klom_on_shadows", "KLOMResult", "summarise", "max_klom",
-           "BINS", "EPS", "CLIP", "PERCENTILE"]
+__all__ = ["klom_values", "klom_on_shadows", "small_sample_floor", "KLOMResult", "summarise", "max_klom",
+           "BINS", "EPS", "CLIP", "PERCENTILE", "ORACLE_FIRST", "UNLEARNED_FIRST", "DIRECTIONS"]

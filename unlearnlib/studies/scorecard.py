@@ -21,7 +21,9 @@ Tests (:data:`TESTS`), by where their numbers come from:
 - *shadows* (one shadow set, :class:`~unlearnlib.evaluation.lira.ShadowRunner`, shared by
   every test; :func:`shadow_arrays`): U-LiRA accuracy and TPR at 1% FPR (Hayes et al.
   2024), RMIA's AUC (Zarifzadeh et al. 2024), the NeurIPS 2023 forgetting quality F
-  (Triantafillou et al. 2024), KLOM (Georgiev et al. 2024) and TOFU's forget quality
+  (Triantafillou et al. 2024), KLOM (Georgiev et al. 2024: KL(oracle || unlearned), left
+  out where the shadows give it too few models per point for its small-sample floor to
+  leave room below its ceiling, :func:`klom_resolution`) and TOFU's forget quality
   (Maini et al. 2024), read through its KS distance (at a fixed number of forget samples
   the p-value is a decreasing function of it, so both rank alike; the distance is linear
   and resamples well, the p-value is shown beside it);
@@ -61,8 +63,8 @@ from torch import nn
 from .. import methods as registry
 from ..data import Splits
 from ..evaluation.forget_quality import forget_quality_on_shadows
-from ..evaluation.klom import klom_on_shadows
-from ..evaluation.lira import ShadowOutputs, ShadowRunner, ShadowSet, ulira
+from ..evaluation.klom import ORACLE_FIRST, klom_on_shadows, max_klom, small_sample_floor
+from ..evaluation.lira import OUTPUTS_VERSION, ShadowOutputs, ShadowRunner, ShadowSet, ulira
 from ..evaluation.neurips import neurips_score
 from ..evaluation.relearning import relearning_attack
 from ..evaluation.rmia import rmia
@@ -115,7 +117,7 @@ TESTS: tuple[Test, ...] = (
     Test("neurips_f", "NeurIPS F", "per-sample", "shadows",
          "NeurIPS 2023 forgetting quality (mean 2^-bin of the per-example epsilon)"),
     Test("klom", "KLOM", "per-sample", "shadows",
-         "95th percentile over forget points of the binned KL of margins, unlearned vs oracle"),
+         "95th percentile over forget points of the binned KL(oracle || unlearned) of margins"),
     Test("ks_distance", "forget quality (KS D)", "per-sample", "shadows",
          "KS distance of per-sample mean phi on D_f, unlearned vs oracle (TOFU's forget quality is its p-value)"),
     Test("relearn_acc", "relearning", "relearning", "seeds",
@@ -196,8 +198,9 @@ def unlearned_model(key: str, refs: ReferenceModels, splits: Splits, hparams: Ma
 def relearning_spec(setup, key: str, seed: int, hparams: Mapping[str, Any] | None = None,
                     attack: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The store spec of :func:`relearning_row`'s entry."""
-    hp = registry.get(key).resolve_hparams(dict(hparams or {}), setup.scale)
-    return {**model_spec(setup.splits, setup.model, setup.recipe, seed), "method": key, "hparams": hp,
+    method = registry.get(key)
+    hp = method.resolve_hparams(dict(hparams or {}), setup.scale)
+    return {**model_spec(setup.splits, setup.model, setup.recipe, seed), **method.identity, "hparams": hp,
             "attack": dict(sorted(dict(attack or {}).items())), "scorecard": SCORECARD_VERSION}
 
 
@@ -364,7 +367,10 @@ def _shadow_hparams(runner: ShadowRunner, key: str, hparams: Mapping[str, Any] |
 
 
 def _shadow_spec(runner: ShadowRunner, key: str, hp: Mapping[str, Any], mode: str) -> dict[str, Any]:
-    return {**runner.spec, "method": key, "hparams": hp, "mode": mode, "scorecard": SCORECARD_VERSION}
+    ident = {"method": key} if key in REFERENCES else registry.get(key).identity
+    # the shadow outputs' version (RMIA's float64 test phi) and KLOM's direction change these values
+    return {**runner.spec, **ident, "hparams": hp, "mode": mode, "scorecard": SCORECARD_VERSION,
+            "outputs": OUTPUTS_VERSION, "klom_direction": ORACLE_FIRST}
 
 
 def weighted_roc(pos: np.ndarray, pos_w: np.ndarray, neg: np.ndarray, neg_w: np.ndarray,
@@ -447,6 +453,70 @@ def shadow_values(arrays: Mapping[str, np.ndarray], weights: np.ndarray) -> dict
     return out
 
 
+#: KLOM stays in the scorecard only when its small-sample floor (what the retrained model
+#: itself reads at the shadows' N) leaves at least this share of its ceiling (what a model
+#: that kept everything reads at most) below the ceiling: the room in which the original
+#: and the retrained model can differ. A choice of this book, not the authors'.
+KLOM_MIN_ROOM = 0.25
+#: Models per side in the authors' KLOM (Georgiev et al. 2024; data-unlearning-bench's N).
+AUTHORS_N = 100
+
+
+@dataclass(frozen=True)
+class KlomResolution:
+    """Whether KLOM can read anything on a shadow design (:func:`klom_resolution`)."""
+
+    keep: bool
+    n_median: float   # models per side of a forget point: median, min, max over the points
+    n_min: int
+    n_max: int
+    floor: float      # 95th percentile of KLOM for two draws of one distribution at those N
+    ceiling: float    # log(1 + 1/eps)
+    n_needed: int     # models per side (every point) whose floor leaves KLOM_MIN_ROOM
+    reason: str
+
+
+def klom_resolution(shadows: ShadowSet, min_room: float = KLOM_MIN_ROOM, seed: int = 0) -> KlomResolution:
+    """Whether KLOM resolves anything with ``shadows``' numbers of models per forget point.
+
+    A forget point's KLOM compares the rows that forgot it, unlearned against their oracles
+    (:func:`~unlearnlib.evaluation.klom.klom_on_shadows`), so its N is that number of rows
+    (about k/2 of k shadow splits). :func:`~unlearnlib.evaluation.klom.small_sample_floor`
+    measures, at exactly those N, what a perfect unlearning reads (two independent draws
+    of one distribution); KLOM is kept when that floor is at most ``1 - min_room`` of the
+    ceiling ``log(1 + 1/eps)``. ``reason`` says why, from the computed numbers.
+    """
+    if not 0.0 < min_room < 1.0:
+        raise ValueError(f"min_room is a share of KLOM's ceiling in (0, 1); got {min_room!r}.")
+    forget = shadows.forget_masks.numpy()
+    n = forget.sum(0)[forget.any(0)]
+    if not len(n):
+        raise ValueError("The shadow set forgets no point; KLOM has nothing to read.")
+    ceiling = max_klom()
+    limit = (1.0 - min_room) * ceiling
+    floor = small_sample_floor(n, seed=seed)
+    lo, hi = 2, 2
+    while small_sample_floor(hi, seed=seed) > limit:  # smallest N (every point) within the limit
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if small_sample_floor(mid, seed=seed) > limit else (lo, mid)
+    keep = bool(floor <= limit)
+    med = float(np.median(n))
+    at = (f"with {shadows.config.k} shadow splits a forget point has N = {med:g} models per side "
+          f"(median; {int(n.min())} to {int(n.max())}), and at those N two independent draws of one "
+          f"distribution read {floor:.2f} (95th percentile), {floor / ceiling:.0%} of KLOM's ceiling "
+          f"{ceiling:.2f}")
+    if keep:
+        reason = f"KLOM kept: {at}, leaving at least {min_room:.0%} of the ceiling below it."
+    else:
+        reason = (f"KLOM left out: {at}, so the retrained model reads about what an untouched one does and "
+                  f"the column cannot resolve the gap between them. Its floor leaves {min_room:.0%} of the "
+                  f"ceiling from N = {hi} models per side at every point; at the authors' N = {AUTHORS_N} it "
+                  f"is {small_sample_floor(AUTHORS_N, seed=seed):.2f}.")
+    return KlomResolution(keep, med, int(n.min()), int(n.max()), float(floor), float(ceiling), hi, reason)
+
+
 # --------------------------------------------------------------------------- poisoning
 
 
@@ -511,8 +581,9 @@ def _poison_recipe(setting: PoisonSetting):
 
 def _poison_spec(base: dict, setting: PoisonSetting, key: str) -> dict:
     """The store spec of ``key``'s row (``base``: ``model_spec`` of the seed's poisoned splits)."""
-    return {**base, "budget": setting.budget, "scorecard": SCORECARD_VERSION, "method": key,
-            "hparams": registry.get(key).defaults}
+    method = registry.get(key)
+    return {**base, "budget": setting.budget, "scorecard": SCORECARD_VERSION, **method.identity,
+            "hparams": method.defaults}
 
 
 def _poison_row(run: SeedRun, setting: PoisonSetting, key: str) -> dict:
@@ -630,14 +701,18 @@ _COLUMNS = ("ulira_pos_col", "ulira_neg_col", "rmia_pos_col", "rmia_neg_col", "n
 
 def bootstrap_values(rows: pd.DataFrame, shadow: Mapping[str, Mapping[str, np.ndarray]] | None = None,
                      poison: pd.DataFrame | None = None, n_targets: int | None = None,
-                     n_boot: int = N_BOOT, seed: int = 0) -> Draws:
+                     n_boot: int = N_BOOT, seed: int = 0, leave_out: Sequence[str] = ()) -> Draws:
     """Every test's raw values under the joint bootstrap (module docstring).
 
     ``rows``: full-data rows (:func:`seed_rows`); ``shadow``: ``{method: shadow_arrays}``
     (methods without shadows get NaN there), ``n_targets`` the shadow pool's size (default:
     read from the arrays); the targets resampled are every column any shadow test uses;
-    ``poison``: :func:`poison_rows`. Methods are those of ``rows``, in order.
+    ``poison``: :func:`poison_rows`. Methods are those of ``rows``, in order. ``leave_out``:
+    test keys left out of the draws, so of every reading, table and verdict downstream (e.g.
+    ``"klom"`` where :func:`klom_resolution` says it cannot read); the resampling is the same.
     """
+    for k in leave_out:
+        test_of(k)  # an unknown key fails here
     methods = list(dict.fromkeys(rows["method"]))
     if not set(REFERENCES) <= set(methods):
         raise ValueError(f"The scorecard needs the reference rows {REFERENCES}; got methods {methods}.")
@@ -674,6 +749,8 @@ def bootstrap_values(rows: pd.DataFrame, shadow: Mapping[str, Mapping[str, np.nd
         pd_ = poison.assign(seed=poison["seed"].map({s: i for i, s in enumerate(ps)}))
         pm = _seed_means(pd_, ["gus", "poison_test_acc"], methods, pp)
         values["gus"], poison_acc = pm["gus"], pm["poison_test_acc"]
+    for k in leave_out:
+        values.pop(k, None)
     return Draws(methods, values, means["test_acc"], poison_acc, len(seeds), n_poison,
                  0 if not shadow else len(targets))
 
@@ -1093,7 +1170,8 @@ __all__ = [
     "SCORECARD_VERSION", "REFERENCES", "UTILITY", "TOL", "N_BOOT", "UNBUDGETED", "Test", "TESTS", "TEST_KEYS",
     "DEEPER_GROUPS", "POPULATION_TEST", "ULIRA_MODES", "check_options", "test_of", "hparams_for", "unlearned_model", "relearning_row",
     "utility_keepers", "seed_rows", "with_relearning", "per_target_means", "evaluate_shadows", "shadow_arrays", "weighted_roc", "ks_distance",
-    "weighted_percentile", "shadow_values", "PoisonSetting", "poison_clean_splits", "poison_rows", "Draws",
+    "weighted_percentile", "shadow_values", "KLOM_MIN_ROOM", "KlomResolution", "klom_resolution",
+    "PoisonSetting", "poison_clean_splits", "poison_rows", "Draws",
     "bootstrap_values", "normalise", "resolved_gaps", "scores", "utility_mask", "Reading", "classify",
     "passes_every_test", "false_sense", "kendall_tau", "distance_to_retrained", "ranking_distances", "kendall_matrix",
     "scorecard_frame", "summaries", "scorecard_verdicts", "training_counts", "cell_color", "heatmap_figure",
