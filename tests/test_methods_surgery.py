@@ -267,7 +267,10 @@ def test_msg_method_reinitialises_only_masked_entries_and_scales_kept_grads(spli
 def test_msg_with_a_tuned_lr_forgets_and_keeps_retain(splits, refs):
     out = methods.get("msg")(refs.original, _data(splits, refs), lr=0.05, epochs=3)
     assert per_sample_loss(out, splits.forget).mean() > per_sample_loss(refs.original, splits.forget).mean()
-    assert accuracy(out, splits.retain) > 0.95
+    # seeds 0-4 x kernel paths default, AVX2, AVX512 (issue 30): forget-loss rise 0.081-0.122,
+    # retain accuracy 0.954-0.980 (mean 0.972, sd 0.007; the old floor 0.95 was 0.004 below the
+    # lowest); 0.94 is mean - 4.6 sd
+    assert accuracy(out, splits.retain) > 0.94
 
 
 # --------------------------------------------------------------------------- CFW, PRMQ
@@ -321,7 +324,12 @@ def test_prmq_prunes_globally_and_quantises(splits, refs):
             assert p[m].abs().max() <= math.sqrt(1 / p[0].numel())
     out = methods.get("prmq")(refs.original, _data(splits, refs), lr=0.05, prune_amount=0.5, epochs=2.0)
     assert all(torch.equal(t, t.half().float()) for t in out.state_dict().values() if t.is_floating_point())
-    assert accuracy(out, splits.retain) > 0.9
+    # retraining recovers what pruning took. Measured over seeds 0-4 x kernel paths default, AVX2
+    # and AVX512 (issue 30): retain accuracy 0.810-0.929 (mean 0.897, sd 0.031; the old floor
+    # 0.9 failed on AVX512 at 0.896); pruned without retraining 0.48-0.65 on AVX512. The floor
+    # 0.75 is mean - 4.7 sd; the gain over the pruned model at least 0.21 where measured.
+    pruned = methods.get("prmq")(refs.original, _data(splits, refs), lr=0.05, prune_amount=0.5, epochs=0.0)
+    assert accuracy(out, splits.retain) > max(0.75, accuracy(pruned, splits.retain) + 0.1)
     assert per_sample_loss(out, splits.forget).mean() > per_sample_loss(refs.original, splits.forget).mean()
 
 
