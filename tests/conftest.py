@@ -21,6 +21,13 @@ from unlearnlib.training import Recipe, train_reference_models  # noqa: E402
 FAST_RECIPE = Recipe(epochs=12, lr=0.05, batch_size=128)
 
 
+def pytest_report_header() -> str:
+    """Which of torch's CPU kernel paths this run uses (``make test-kernels`` forces another)."""
+    forced = os.environ.get("ATEN_CPU_CAPABILITY")
+    return (f"torch CPU kernels: {torch.backends.cpu.get_cpu_capability()}"
+            + (f" (ATEN_CPU_CAPABILITY={forced})" if forced else ""))
+
+
 @pytest.fixture(scope="session")
 def device() -> torch.device:
     return torch.device(os.environ.get("UNLEARNLIB_TEST_DEVICE", "cpu"))

@@ -5,6 +5,7 @@ metrics, and the verdicts on constructed draws."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -372,6 +373,16 @@ def test_html_table_is_sortable_coloured_and_has_one_script():
     green = sc.cell_color(1.0)
     assert f"background:{green}" in text  # the retrained model's own cells
     assert sc.cell_color(math.nan) == sc.GREY and sc.cell_color(0.0) != green
+
+
+def test_ct_on_a_1d_model_is_named_as_the_extension_in_the_table_and_the_figure():
+    """Issue 30: on cnn1d the scorecard's rows name CT "ct (1-D extension)"; on a 2-D CNN "ct"."""
+    d, r = _draws(5, shallow_mia=0.5)
+    d = dataclasses.replace(d, methods=["original", "retrain", "ct", "msg"])
+    for model, want in (("cnn1d", "ct (1-D extension)"), ("small_cnn", "ct")):
+        frame = sc.scorecard_frame(d, sc.scores(d), r, model=model)
+        assert list(sc.heatmap_figure(frame).data[0].y) == ["original", "retrain", want, "msg"]
+        assert f"<b>{want}</b>" in sc.html_table(frame)
 
 
 def test_heatmap_marks_passes_and_unresolved_columns():

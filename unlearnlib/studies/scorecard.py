@@ -927,17 +927,20 @@ def _interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
 
 
 def scorecard_frame(draws: Draws, score: Mapping[str, np.ndarray], reading: Reading,
-                    sources: Mapping[str, str] | None = None) -> pd.DataFrame:
+                    sources: Mapping[str, str] | None = None, model: str | None = None) -> pd.DataFrame:
     """One tidy row per (method, test): raw value and score with their 95% intervals, and
-    the reading (pass / fail / unknown / unresolved)."""
+    the reading (pass / fail / unknown / unresolved). ``method_label`` is how the figure and
+    the table name the method on the registered ``model`` (:meth:`~unlearnlib.methods.Method.label`:
+    CT on ``cnn1d`` is ``ct (1-D extension)``)."""
     resolved = dict(zip(reading.tests, reading.resolved.tolist(), strict=True))
     rows = []
     for j, m in enumerate(draws.methods):
+        name = registry.get(m).label(model) if m in registry.available() else m
         for t_i, k in enumerate(reading.tests):
             v, s = draws.values[k][:, j], score[k][:, j]
             known, ok = reading.known[0, j, t_i], reading.passed[0, j, t_i]
             state = ("unresolved" if not resolved[k] else "pass" if ok else "fail" if known else "not run")
-            rows.append({"method": m, "test": k, "label": test_of(k).label, "group": test_of(k).group,
+            rows.append({"method": m, "method_label": name, "test": k, "label": test_of(k).label, "group": test_of(k).group,
                          "value": float(v[0]), "value_low": _interval(v)[0], "value_high": _interval(v)[1],
                          "score": float(s[0]), "score_low": _interval(s)[0], "score_high": _interval(s)[1],
                          "reading": state, "keeps_utility": bool(reading.utility[0, j]),
@@ -1076,8 +1079,9 @@ def heatmap_figure(frame: pd.DataFrame, title: str = "The scorecard"):
     text = [[("✓ " if f.loc[(m, t), "reading"] == "pass" else "") + _fmt(f.loc[(m, t), "score"], 2)
              if f.loc[(m, t), "reading"] != "unresolved" else "n/r" for t in tests] for m in methods]
     hover = [[_hover(f.loc[(m, t)].to_dict() | {"method": m}) for t in tests] for m in methods]
-    util = frame.drop_duplicates("method").set_index("method")["keeps_utility"]
-    ylabels = [m if util[m] or m in REFERENCES else f"{m} ✗TA" for m in methods]
+    first = frame.drop_duplicates("method").set_index("method")
+    util, name = first["keeps_utility"], first.get("method_label", pd.Series(methods, index=methods))
+    ylabels = [name[m] if util[m] or m in REFERENCES else f"{name[m]} ✗TA" for m in methods]
     lo, hi = SCALE_RANGE
     fig = go.Figure(go.Heatmap(
         z=np.clip(np.array(z, float), lo, hi), x=labels, y=ylabels, text=text, texttemplate="%{text}",
@@ -1126,7 +1130,8 @@ def html_table(frame: pd.DataFrame, table_id: str = "unlearnlib-scorecard") -> s
     body = []
     for m in methods:
         ta = first.loc[m, "test_acc"]
-        cells = [f"<td data-v='{html.escape(m)}'><b>{html.escape(m)}</b></td>",
+        name = str(first.loc[m, "method_label"]) if "method_label" in first.columns else m
+        cells = [f"<td data-v='{html.escape(name)}'><b>{html.escape(name)}</b></td>",
                  f"<td data-v='{html.escape(str(first.loc[m, 'hparams']))}'>{html.escape(str(first.loc[m, 'hparams']))}</td>",
                  f"<td data-v='{ta:.6g}' style='background:{'#ffffff' if first.loc[m, 'keeps_utility'] or m in REFERENCES else '#f4a582'}'>"
                  f"{ta:.3f}</td>"]

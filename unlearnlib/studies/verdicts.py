@@ -235,7 +235,7 @@ def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
         "keeps utility": mm["utility"][0], "cost ratio": mm["cost"][0],
         "quality rank": ranks(mm, with_cost=False)[0], "overall rank": ranks(mm, with_cost=True)[0],
     }, index=pd.Index(mm["methods"], name="method"))
-    return out.sort_values("overall rank")
+    return out.sort_values("overall rank").rename(index=method_labels(df))
 
 
 # --------------------------------------------------------------------------- Deep Unlearn's claims
