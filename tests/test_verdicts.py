@@ -69,6 +69,34 @@ def test_a_tie_is_not_tested_and_names_the_seeds_that_would_test_it():
     assert v.state == V.UNTESTED and v.low < 0 < v.high and "seeds" in v.needed
 
 
+def test_a_tie_counts_against_the_claim_it_decides():
+    """Issue 31: ties used to break by column order (alphabetically: ct before ft). MSG and CT
+    tied with two others at the top of six methods share ranks 1-4: the claim "in the top
+    third (<= 2)" does not hold; GA and SRL tied with the best do not count as weak."""
+    tie = {"ct": 0.01, "msg": 0.01, "scrub": 0.01, "srl": 0.01, "ga": 0.2, "ngplus": 0.3}
+    v = by_claim(V.deep_unlearn_verdicts(grid(tie, noise=0.0), None, "b"))
+    assert v["MSG"].state == V.FAILS and v["MSG"].estimate == 4  # the worst of the tied ranks
+    assert v["GA"].estimate == 1 and v["GA"].state == V.FAILS    # SRL's best tied rank, not 4
+    mm = {"norm": np.array([[0.1, 0.1, 0.2]]), "cost": np.ones((1, 3)), "utility": np.ones((1, 3), bool)}
+    assert V.ranks(mm, False).tolist() == [[1.5, 1.5, 3]]  # mid-ranks to show a ranking
+    assert V.ranks(mm, False, ties="max").tolist() == [[2, 2, 3]]
+    assert V.ranks(mm, False, ties="min").tolist() == [[1, 1, 3]]
+    with pytest.raises(ValueError, match="allowed: average, max, min"):
+        V.ranks(mm, False, ties="ordinal")
+
+
+def test_seeds_needed_targets_80_percent_power_from_the_side_facing_the_threshold():
+    """Closed form: the facing half-width 1.96 at 5 seeds is an SE of 1; a gap of 1 is cleared
+    with 80% power at 5 x (1.96 + 0.8416)^2 = 39.25 -> 40 seeds (50% power would say 20)."""
+    ev = V.Evidence("inconclusive", 1.0, -0.96, 2.96, 5)
+    assert V.seeds_needed(ev, 0.0) == 40
+    lopsided = V.Evidence("inconclusive", 1.0, -0.96, 9.0, 5)  # the far side does not count
+    assert V.seeds_needed(lopsided, 0.0) == 40
+    above = V.Evidence("inconclusive", -1.0, -2.96, 0.96, 5)
+    assert V.seeds_needed(above, 0.0) == 40
+    assert V.seeds_needed(V.Evidence("inconclusive", 0.0, -1.0, 1.0, 5), 0.0) is None
+
+
 def test_fewer_than_five_seeds_test_nothing():
     v = by_claim(V.deep_unlearn_verdicts(grid(GOOD, seeds=4), None, "b"))["MSG"]
     assert v.state == V.UNTESTED and "at least 5" in v.reason

@@ -151,12 +151,25 @@ def evidence(tables: Tables, stat: Stat, threshold: float, holds_above: bool = T
     return Evidence(side(lo, hi, threshold, holds_above), est, lo, hi, tables.n_seeds)
 
 
-def seeds_needed(ev: Evidence, threshold: float) -> int | None:
-    """Seeds at which the interval would clear the threshold if the estimate stayed put."""
-    gap, half_width = abs(ev.estimate - threshold), (ev.high - ev.low) / 2
-    if not (math.isfinite(half_width) and gap > 0):
+#: The power a "seeds needed" estimate targets.
+POWER = 0.8
+
+
+def seeds_needed(ev: Evidence, threshold: float, power: float = POWER, level: float = LEVEL) -> int | None:
+    """Seeds at which the interval would clear the threshold with probability ``power`` if
+    the true value is the estimate: the interval's half facing the threshold gives the
+    standard error now (half-width / z_{1-a/2}), which shrinks as 1/sqrt(seeds); clearing
+    with that power needs gap >= (z_{1-a/2} + z_power) x SE. (Targeting the point where the
+    estimate would just clear the threshold is 50% power.)"""
+    from scipy.stats import norm
+
+    gap = abs(ev.estimate - threshold)
+    facing = ev.estimate - ev.low if threshold < ev.estimate else ev.high - ev.estimate
+    if not (math.isfinite(facing) and facing > 0 and gap > 0):
         return None
-    return max(ev.n_seeds + 1, math.ceil(ev.n_seeds * (half_width / gap) ** 2))
+    z = norm.ppf(1 - (1 - level) / 2)
+    se = facing / z
+    return max(ev.n_seeds + 1, math.ceil(ev.n_seeds * ((z + norm.ppf(power)) * se / gap) ** 2))
 
 
 def decide(claim: str, source: str, chapter: str, criterion: str, statistic: str, threshold: float,
@@ -172,7 +185,8 @@ def decide(claim: str, source: str, chapter: str, criterion: str, statistic: str
     if full.state == "inconclusive":
         n = seeds_needed(full, threshold)
         return Verdict(**base, state=UNTESTED, reason="the interval contains the threshold",
-                       needed=f"about {n} seeds" if n else "many more seeds (the estimate sits on the threshold)")
+                       needed=f"about {n} seeds (for {POWER:.0%} power)" if n
+                       else "many more seeds (the estimate sits on the threshold)")
     if half is not None and half.state != full.state:
         return Verdict(**base, state=UNTESTED,
                        reason=f"the half-budget analysis says {half_state!r}: the search had not converged",
@@ -210,17 +224,26 @@ def method_means(m: Mapping[str, np.ndarray], t: Tables) -> dict[str, np.ndarray
             "cost": np.exp(m["log_cost"][:, idx]), "utility": m["test_acc"][:, idx] >= ta_r - UTILITY}
 
 
-def ranks(mm: Mapping[str, np.ndarray], with_cost: bool) -> np.ndarray:
+#: How tied methods share ranks (scipy's ``rankdata`` methods): mid-ranks to show a
+#: ranking; in a claim, a tie counts against it: the worst of the tied ranks ("max") where
+#: a low rank supports the claim, the best ("min") where a high rank does.
+TIES = ("average", "max", "min")
+
+
+def ranks(mm: Mapping[str, np.ndarray], with_cost: bool, ties: str = "average") -> np.ndarray:
     """(B, methods) ranks, 1 = best. Quality = the objective norm (lower is better); with
     cost, the mean of the quality and cost ranks. Methods that lose their utility rank after
-    all that keep it (ties: column order)."""
+    all that keep it. Tied methods share ranks by ``ties`` (:data:`TIES`; never by column
+    order, which would break ties alphabetically)."""
     from scipy.stats import rankdata
 
+    if ties not in TIES:
+        raise ValueError(f"Unknown ties rule {ties!r}; allowed: {', '.join(TIES)}.")
     score = rankdata(mm["norm"], axis=1, method="average")
     if with_cost:
         score = (score + rankdata(-mm["cost"], axis=1, method="average")) / 2
     key = np.where(mm["utility"], 0.0, 1e6) + score
-    return rankdata(key, axis=1, method="ordinal").astype(float)
+    return rankdata(key, axis=1, method=ties).astype(float)
 
 
 def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -254,9 +277,10 @@ def deep_unlearn_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget
     out = []
 
     def rank_of(ms: Sequence[str], with_cost: bool, worst: bool) -> Stat:
+        # worst=True: a low rank supports the claim, so a tie takes the worst tied rank; else the best
         def stat(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
             mm = method_means(m, t)
-            r = ranks(mm, with_cost)[:, [mm["methods"].index(x) for x in ms]]
+            r = ranks(mm, with_cost, ties="max" if worst else "min")[:, [mm["methods"].index(x) for x in ms]]
             return r.max(axis=1) if worst else r.min(axis=1)
         return stat
 
