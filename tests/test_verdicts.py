@@ -108,6 +108,22 @@ def test_a_verdict_the_half_budget_contradicts_is_not_conclusive():
     assert v.state == V.UNTESTED and v.half_state == V.FAILS and v.needed == "200 trials"
 
 
+def test_the_half_budget_demotes_only_what_more_tuning_could_reverse():
+    """Issue 31: "an untuned method matches tuned baselines" can only move toward 'does not
+    hold' with more trials; its 'does not hold' stands when the half budget disagrees, its
+    'holds' does not, and a claim without a direction is demoted either way."""
+    fails, holds = V.Evidence(V.FAILS, -0.2, -0.3, -0.1, 6), V.Evidence(V.HOLDS, 0.2, 0.1, 0.3, 6)
+    unsure = V.Evidence("inconclusive", 0.0, -0.1, 0.1, 6)
+    args = ("c", "s", "ch", "crit", "stat", 0.0)
+    kept = V.decide(*args, fails, unsure, "b", tuning_moves=V.FAILS)
+    assert kept.state == V.FAILS and "toward 'does not hold'" in kept.reason
+    demoted = V.decide(*args, holds, unsure, "b", tuning_moves=V.FAILS)
+    assert demoted.state == V.UNTESTED and "toward 'does not hold'" in demoted.reason
+    assert V.decide(*args, fails, unsure, "b").state == V.UNTESTED
+    with pytest.raises(ValueError, match="tuning_moves"):
+        V.decide(*args, fails, unsure, "b", tuning_moves="up")
+
+
 def test_a_destroyed_model_ranks_last_whatever_its_mia():
     # "sgu" at chance (its metrics equal retraining's on the objective) but 40 points of test accuracy lost
     q = {**GOOD, "sgu": 0.0}
