@@ -163,6 +163,22 @@ def test_nabla_tau_claims_follow_the_rows():
     assert bad["forgets"].estimate == pytest.approx(0.2, abs=0.05)
 
 
+def test_nabla_tau_overshooting_the_retrained_model_is_not_forgetting():
+    """Issue 31: the signed share (O - nt) / (O - R) called an overshoot to twice the gap a
+    success (share 2); closeness 1 - |nt - R| / |O - R| reads it as 0."""
+    over = {v.claim.split()[1]: v for v in V.nabla_tau_verdicts(nabla_rows(2.0), None, "b")}["forgets"]
+    assert over.state == V.FAILS and over.estimate == pytest.approx(0.0, abs=0.1)
+
+
+def test_nabla_tau_on_an_unresolved_gap_is_not_tested():
+    """Where the original and the retrained model's loss-MIA do not differ, no share of the
+    gap means anything: the claim is not tested, and the reason says why."""
+    rows = nabla_rows(0.8)
+    rows.loc[rows["method"] == "original", "mia_test"] -= 0.078  # O - R = 0.002, the seed noise
+    v = {v.claim.split()[1]: v for v in V.nabla_tau_verdicts(rows, None, "b")}["forgets"]
+    assert v.state == V.UNTESTED and "gap is not resolved" in v.reason and "resolve the gap" in v.needed
+
+
 def test_changing_one_row_changes_the_verdict():
     df = grid(GOOD)
     assert by_claim(V.deep_unlearn_verdicts(df, None, "b"))["NG+"].state == V.HOLDS

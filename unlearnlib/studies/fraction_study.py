@@ -39,7 +39,7 @@ STUDY_METRICS = {
 
 
 def forget_specs(fractions: Iterable[float] = (0.03, 0.15, 0.3), forget_class: int | None = 3) -> list[str]:
-    """``fraction:F`` specs (share of the whole training set, nabla-tau's convention) and
+    """``fraction:F`` specs (share of D_r u D_f, the original model's training data: nabla-tau's 3/15/30%) and
     ``class:C`` when ``forget_class`` is not None, validated."""
     specs = [f"fraction:{float(f):g}" for f in fractions]
     if forget_class is not None:

@@ -35,7 +35,7 @@ RTE kept as measured information.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -412,14 +412,21 @@ def nabla_tau_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget: s
         return acc[:, t.col((f, m))] >= acc[:, t.col((f, "retrain"))] - NT_UTILITY
 
     def forgets(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
+        # closeness 1 - |nt - R| / |O - R|: overshooting past the retrained model is no better
+        # than stopping short of it (the signed share counted it as success)
         mia, acc = m["mia_test"], m["test_acc"]
         vals = []
         for f in fr:
             orig, ret, nt = (mia[:, t.col((f, x))] for x in ("original", "retrain", "nabla_tau"))
             with np.errstate(invalid="ignore", divide="ignore"):
-                share = (orig - nt) / (orig - ret)
-            vals.append(np.where(keeps(acc, t, f, "nabla_tau"), share, -1.0))
+                closeness = 1.0 - np.abs(nt - ret) / np.abs(orig - ret)
+            vals.append(np.where(keeps(acc, t, f, "nabla_tau"), closeness, -1.0))
         return np.min(vals, axis=0)
+
+    def gap(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
+        """The smallest original-minus-retrained loss-MIA gap over the fractions."""
+        mia = m["mia_test"]
+        return np.min([mia[:, t.col((f, "original"))] - mia[:, t.col((f, "retrain"))] for f in fr], axis=0)
 
     def no_tuning(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
         mia, acc = m["mia_test"], m["test_acc"]
@@ -434,12 +441,23 @@ def nabla_tau_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget: s
         return np.where(np.isfinite(worst), worst, np.nan)
 
     full, half = tables(df), tables(df_half)
-    out = [decide(
-        "nabla-tau forgets random forget sets of up to 30% of the data", NABLA_TAU, chapter,
-        f"at every forget fraction ({', '.join(f.split(':')[1] for f in fr)}) nabla-tau at its defaults closes at "
-        f"least half of the loss-MIA gap (forget vs test) between the original and the retrained model, within "
-        f"{NT_UTILITY:.0%} of retraining's test accuracy",
-        "smallest share of the MIA gap closed", 0.5, evidence(full, forgets, 0.5), None, budget, more_trials)]
+    claim = "nabla-tau forgets random forget sets of up to 30% of the data"
+    forget_v = decide(
+        claim, NABLA_TAU, chapter,
+        f"at every forget fraction ({', '.join(f.split(':')[1] for f in fr)}) nabla-tau at its defaults lands within "
+        f"half of the loss-MIA gap (forget vs test) between the original and the retrained model of the retrained "
+        f"model's value, on either side (closeness 1 - |nt - R| / |O - R| >= 0.5), within {NT_UTILITY:.0%} of "
+        f"retraining's test accuracy; the gap must be resolved at every fraction",
+        "smallest closeness to the retrained model's MIA (-1: utility lost)", 0.5, evidence(full, forgets, 0.5),
+        None, budget, more_trials)
+    gap_ev = evidence(full, gap, 0.0)
+    if forget_v.n_seeds >= MIN_SEEDS and gap_ev.state != HOLDS:  # closeness to an unresolved gap says nothing
+        n = seeds_needed(gap_ev, 0.0)
+        forget_v = replace(forget_v, state=UNTESTED, reason=(
+            f"the original-retrained loss-MIA gap is not resolved at every fraction (smallest gap "
+            f"{gap_ev.estimate:.3g} [{gap_ev.low:.3g}, {gap_ev.high:.3g}])"),
+            needed=f"about {n} seeds to resolve the gap" if n else "more seeds to resolve the gap")
+    out = [forget_v]
     if baselines:
         out.append(decide(
             "nabla-tau needs no hyperparameter tuning", NABLA_TAU, chapter,
