@@ -162,14 +162,22 @@ def seed_bootstrap(tables: Tables, stat: Stat, n_boot: int = N_BOOT, level: floa
         est = float(stat({k: np.nanmean(a, axis=0)[None, :] for k, a in tables.arrays.items()}, tables)[0])
         pick = np.random.default_rng(seed).integers(0, n, (n_boot, n))
         draws = stat({k: np.nanmean(a[pick], axis=1) for k, a in tables.arrays.items()}, tables)
+    return (est, *interval_from_draws(est, draws, n, level, interval))
+
+
+def interval_from_draws(est: float, draws: np.ndarray, n_seeds: int, level: float = LEVEL,
+                        interval: str = "t-scaled") -> tuple[float, float]:
+    """The interval of :func:`seed_bootstrap` from an estimate and its bootstrap draws over
+    ``n_seeds`` seeds (undefined draws dropped; NaN bounds when none is left)."""
+    draws = np.asarray(draws, float)
     draws = draws[np.isfinite(draws)]
     if not len(draws):
-        return est, math.nan, math.nan
+        return math.nan, math.nan
     lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     if interval == "t-scaled" and math.isfinite(est):
-        c = t_scale(n, level)
+        c = t_scale(n_seeds, level)
         lo, hi = est - c * max(est - lo, 0.0), est + c * max(hi - est, 0.0)
-    return est, float(lo), float(hi)
+    return float(lo), float(hi)
 
 
 def side(low: float, high: float, threshold: float, holds_above: bool = True) -> str:
@@ -507,9 +515,9 @@ def ranking_transfer_verdicts(df_a: pd.DataFrame, df_b: pd.DataFrame, name_a: st
     pb = rng.integers(0, tb.n_seeds, (n_boot, tb.n_seeds))
     a, b = ranking(ta, means(ta, pa)), ranking(tb, means(tb, pb))
     draws = np.array([kendalltau(x, y).statistic for x, y in zip(a, b, strict=True)], float)
-    draws = draws[np.isfinite(draws)]
-    lo, hi = (np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2]) if len(draws) else (math.nan, math.nan))
-    ev = Evidence(side(float(lo), float(hi), 0.0), est, float(lo), float(hi), min(ta.n_seeds, tb.n_seeds))
+    lo, hi = np.clip(interval_from_draws(est, draws, min(ta.n_seeds, tb.n_seeds)), -1.0, 1.0)  # tau's range
+    lo, hi = float(lo), float(hi)
+    ev = Evidence(side(lo, hi, 0.0), est, lo, hi, min(ta.n_seeds, tb.n_seeds))
     return [decide(
         f"Method rankings carry over from {name_a} to {name_b}", BOOK_TEXT, chapter,
         f"Kendall's tau between the quality rankings (objective norm; methods losing more than {UTILITY:.0%} test "
