@@ -97,6 +97,15 @@ def test_seeds_needed_targets_80_percent_power_from_the_side_facing_the_threshol
     assert V.seeds_needed(V.Evidence("inconclusive", 0.0, -1.0, 1.0, 5), 0.0) is None
 
 
+def test_best_means_the_top_of_the_ranking_not_its_top_third():
+    """Issue 31: among 24 methods, ranks 4 and 6 are in the top third (8) but not "the best":
+    at most one other method may be ahead of MSG or CT."""
+    q = {f"m{i:02d}": 0.01 * (i + 1) for i in range(22)}
+    q.update({"msg": 0.035, "ct": 0.045})  # ranks 4 and 6 (the others: 0.01, 0.02, 0.03, 0.04, ...)
+    v = by_claim(V.deep_unlearn_verdicts(grid(q, noise=0.0005), None, "b"))["MSG"]
+    assert v.estimate == 6 and v.state == V.FAILS and "at most 3" in v.criterion
+
+
 def test_fewer_than_five_seeds_test_nothing():
     v = by_claim(V.deep_unlearn_verdicts(grid(GOOD, seeds=4), None, "b"))["MSG"]
     assert v.state == V.UNTESTED and "at least 5" in v.reason
