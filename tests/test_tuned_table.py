@@ -72,6 +72,26 @@ def test_entries_state_their_budget_and_provenance() -> None:
         assert len(e["convergence"]["0"]) == e["complete_trials"]["0"], key
         assert sorted(map(int, e["rerun"])) == list(range(10)), key
         assert len(e["commit"]) >= 40 and e["numerics"]["threads"] == 1, key
+        assert len(e["splits"]) == 16, key  # the exact rows it was tuned on (Splits.fingerprint)
+
+
+def test_an_entry_applies_only_to_the_splits_and_method_version_it_was_tuned_on(
+        setup: hpo.Setup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 30: fraction:F entries tuned on the old draw (F of the pool with D_v) and MSG/CT
+    entries tuned before their fixes must not apply: the lookup checks the exact splits and
+    the method's version (part of the space fingerprint)."""
+    import dataclasses
+
+    entry = hpo.shipped_entry(setup, "ft")
+    assert entry is not None
+    path = tmp_path / "table.json"
+    tuned.write_entries({tuned.entry_key(*DEFAULT, "ft"): entry}, path)
+    assert hpo.shipped_entry(setup, "ft", str(path)) is not None  # the same entry applies from any table
+    tuned.write_entries({tuned.entry_key(*DEFAULT, "ft"): {**entry, "splits": "0" * 16}}, path)
+    assert hpo.shipped_entry(setup, "ft", str(path)) is None  # other rows
+    ft = registry.get("ft")
+    monkeypatch.setitem(registry._REGISTRY, "ft", dataclasses.replace(ft, version=ft.version + 1))
+    assert hpo.shipped_entry(setup, "ft") is None
 
 
 def _check_reproduced(entry: dict, got: float) -> None:
