@@ -119,7 +119,7 @@ def test_original_is_shared_by_every_forget_set(tmp_path):
 
 def test_run_fraction_study_rows_and_cache(tmp_path):
     store = Store(tmp_path)
-    kw = dict(forgets=["fraction:0.3"], seeds="0", n_trials=1, dataset="digits", model="mlp", epochs=1,
+    kw = dict(forgets=["fraction:0.3"], seeds="1", n_trials=1, dataset="digits", model="mlp", epochs=1,
               store=store, show_progress=False)
     df, tuned = fs.run_fraction_study(["nabla_tau"], ["ft"], **kw)
     assert list(df["method"]) == ["original", "retrain", "nabla_tau", "ft"]
@@ -132,3 +132,18 @@ def test_run_fraction_study_rows_and_cache(tmp_path):
     pd.testing.assert_frame_equal(df.drop(columns="unlearn_seconds"), df2.drop(columns="unlearn_seconds"))
     with pytest.raises(ValueError, match="Unknown forget kind"):
         fs.run_fraction_study(["nabla_tau"], ["ft"], **{**kw, "forgets": ["half:0.3"]})
+    with pytest.raises(ValueError, match=r"Evaluation seeds \[0\] are tuning seeds"):
+        fs.run_fraction_study(["nabla_tau"], ["ft"], **{**kw, "seeds": "0-2", "store": Store(tmp_path / "other")})
+
+
+def test_tuned_methods_are_scored_on_held_out_seeds_only():
+    """Issue 31: a method scored on the seed its hyperparameters were chosen on is optimistic
+    there; evaluation seeds that are tuning seeds, of the search or of a shipped entry it
+    starts from, are refused in one line that names held-out seeds."""
+    from unlearnlib.studies.hpo import check_held_out
+
+    check_held_out("0", "3-7")
+    with pytest.raises(ValueError, match=r"Evaluation seeds \[0\] are tuning seeds \(tuned on \[0\]\).*e\.g\. 1-5"):
+        check_held_out("0", "0-4")
+    with pytest.raises(ValueError, match=r"\[1, 2\] are tuning seeds \(tuned on \[0, 1, 2\]\).*3-7"):
+        check_held_out("0", "1-5", [{"tuning_seeds": [0, 1, 2]}, None])

@@ -28,7 +28,15 @@ from ..store import Store
 from ..training import progress
 from . import executors
 from .experiment import UnitPlan, parse_seeds, to_frame
-from .hpo import Setup, TuneResult, add_trial_counts, prepare_tuning, tune
+from .hpo import (
+    Setup,
+    TuneResult,
+    add_trial_counts,
+    check_held_out,
+    prepare_tuning,
+    tune,
+    warm_entry,
+)
 from .tables import summary_table
 
 #: Metrics of the nabla-tau comparison, with their display names.
@@ -61,7 +69,7 @@ def run_fraction_study(
     untuned: Sequence[str] | str = ("nabla_tau",),
     baselines: Sequence[str] | str = ("ft", "ngplus", "scrub", "ssd", "amnesiac", "msg", "ct"),
     forgets: Sequence[str] = ("fraction:0.03", "fraction:0.15", "fraction:0.3", "class:3"),
-    seeds: Sequence[int] | str | int = (0, 1, 2),
+    seeds: Sequence[int] | str | int = (3, 4, 5),
     tune_forget: str = "random:0.1",
     tune_seeds: Sequence[int] | str | int = (0,),
     n_trials: int = 4,
@@ -110,6 +118,8 @@ def run_fraction_study(
 
     tuned: dict[tuple[str, str], TuneResult] = {}
     wheres = list(dict.fromkeys(forgets)) if tune_forget == "each" else [tune_forget]
+    if baselines:
+        check_held_out(tune_seeds, seeds, [warm_entry(setup(w), m, warm_start) for w in wheres for m in baselines])
 
     with executors.using(executor) as ex:
         ran: dict[str, dict] = {}

@@ -52,14 +52,17 @@ def provenance_table(results: Mapping[str, TuneResult], setup: Setup) -> pd.Data
     return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
 
 
-def transfer_table(df: pd.DataFrame, tune_seeds: Sequence[int]) -> pd.DataFrame:
-    """Per method: mean objective norm on the tuning seeds and on the held-out seeds, and
-    their difference (how far a choice moves from the seeds it was tuned on)."""
+def transfer_table(df: pd.DataFrame, results: Mapping[str, TuneResult]) -> pd.DataFrame:
+    """Per tuned method: the chosen hyperparameters' mean objective norm on the seeds they
+    were chosen on (the selection's, :class:`~.hpo.Selection`) and on the evaluation seeds of
+    ``df``, which are held out (:func:`~.hpo.check_held_out`), and their difference (how much
+    of the tuned objective was the tuning seeds' luck)."""
     d = add_objectives(df)
     d = d[~d["method"].isin(["original", "retrain"])]
-    tuning = d["seed"].isin(list(tune_seeds))
-    out = pd.DataFrame({"tuning seeds": d[tuning].groupby("method")["objective_norm"].mean(),
-                        "held-out seeds": d[~tuning].groupby("method")["objective_norm"].mean()})
+    tuning = pd.Series({m: r.selection.objective for m, r in results.items() if r.tuned and r.selection},
+                       dtype=float)
+    out = pd.DataFrame({"tuning seeds": tuning, "held-out seeds": d.groupby("method")["objective_norm"].mean()})
+    out = out.dropna(subset=["tuning seeds"])
     out["held-out minus tuning"] = out["held-out seeds"] - out["tuning seeds"]
     return out.sort_values("held-out seeds")
 
