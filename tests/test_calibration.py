@@ -57,12 +57,12 @@ def test_power_at_a_stated_effect():
 def test_deep_unlearns_statistics_keep_their_coverage_on_the_shipped_tables_spread(name):
     """Deep Unlearn's three claim statistics (ranks among every shipped method, NG+'s margin),
     simulated from the per-method means and seed sds of the shipped table's reruns: the
-    interval covers the true value in 93-98.5% of 300 experiments at 5 seeds (Monte Carlo
+    interval covers the true value in 93-99% of 300 experiments at 5 seeds (Monte Carlo
     error ~0.012)."""
     stat = {"msg_ct": V.rank_of(["msg", "ct"], True, True), "ga_srl": V.rank_of(["ga", "srl"], False, False),
             "ngplus": V.baseline_margin(["ft", "ga", "srl"])}[name]
     got = C.calibrate(name, stat, C.shipped_grid_truth(), 5, n_sims=300)
-    assert 0.93 <= got.coverage <= 0.985
+    assert 0.93 <= got.coverage <= 0.99
 
 
 def test_bad_input_is_rejected():

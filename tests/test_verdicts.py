@@ -105,6 +105,12 @@ def test_best_means_the_top_of_the_ranking_not_its_top_third():
     v = by_claim(V.deep_unlearn_verdicts(grid(q, noise=0.0005), None, "b"))["MSG"]
     assert v.estimate == 6 and v.state == V.FAILS and "at most 3" in v.criterion
 
+    # a statistic's interval stays within its range (a rank in [1, n]) where the t stretch reaches past it
+    t = V.Tables(["a"], {"x": np.array([[1.0], [1.0], [1.0], [1.0], [10.0]])})
+    assert V.seed_bootstrap(t, lambda m, _: m["x"][:, 0])[1] < 1
+    ev = V.evidence(t, lambda m, _: m["x"][:, 0], 5.0, bounds=(1, 10))
+    assert ev.low == 1 and ev.high <= 10
+
 
 def test_fewer_than_five_seeds_test_nothing():
     v = by_claim(V.deep_unlearn_verdicts(grid(GOOD, seeds=4), None, "b"))["MSG"]

@@ -192,8 +192,14 @@ def side(low: float, high: float, threshold: float, holds_above: bool = True) ->
     return "inconclusive"
 
 
-def evidence(tables: Tables, stat: Stat, threshold: float, holds_above: bool = True) -> Evidence:
+def evidence(tables: Tables, stat: Stat, threshold: float, holds_above: bool = True,
+             bounds: tuple[float, float] = (-math.inf, math.inf)) -> Evidence:
+    """The statistic's estimate and interval against ``threshold``; the interval is clipped
+    to the statistic's range ``bounds`` (a rank lies in [1, n]: the t-scaled stretch may
+    reach past it, which covers nothing more)."""
     est, lo, hi = seed_bootstrap(tables, stat)
+    if math.isfinite(lo) and math.isfinite(hi):
+        lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
     return Evidence(side(lo, hi, threshold, holds_above), est, lo, hi, tables.n_seeds)
 
 
@@ -365,8 +371,8 @@ def deep_unlearn_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget
 
     if present(["msg", "ct"]):
         stat = rank_of(["msg", "ct"], True, worst=True)
-        ev = evidence(full, stat, top + 0.5, holds_above=False)
-        hv = None if half is None else evidence(half, stat, top + 0.5, holds_above=False)
+        ev = evidence(full, stat, top + 0.5, holds_above=False, bounds=(1, n))
+        hv = None if half is None else evidence(half, stat, top + 0.5, holds_above=False, bounds=(1, n))
         ct = method_labels(df).get("ct", "ct").replace("ct", "CT", 1)  # "CT (1-D extension)" on a 1-D CNN
         out.append(decide(
             f"MSG and {ct} are the best methods", DEEP_UNLEARN, chapter,
@@ -377,8 +383,8 @@ def deep_unlearn_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget
             "worse rank of MSG and CT", top + 0.5, ev, hv, budget, more_trials))
     if present(["ga", "srl"]):
         stat = rank_of(["ga", "srl"], False, worst=False)
-        ev = evidence(full, stat, middle, holds_above=True)
-        hv = None if half is None else evidence(half, stat, middle, holds_above=True)
+        ev = evidence(full, stat, middle, holds_above=True, bounds=(1, n))
+        hv = None if half is None else evidence(half, stat, middle, holds_above=True, bounds=(1, n))
         out.append(decide(
             "GA and SRL are weak baselines", DEEP_UNLEARN, chapter,
             f"the better of GA's and SRL's quality ranks among {n} methods is in the bottom half (> {middle:g}); "
