@@ -40,6 +40,15 @@ def test_one_trace_per_setting_and_a_script_that_reaches_every_combination():
     assert "plotly_sliderchange" in html and "plotly_buttonclicked" in html and '"ga|1|1": 9' in html
 
 
+def test_ct_on_a_1d_model_is_named_as_its_extension_in_the_dropdown_and_the_legend():
+    grid, refs = rows({"ct": dict.fromkeys(SETTINGS, 0.1), "ft": dict.fromkeys(SETTINGS, 0.2)})
+    grid = grid.assign(model="cnn1d")
+    fig, index = explorer_figure({m: g for m, g in grid.groupby("method")}, refs)
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["ct (1-D extension)", "ft"]
+    assert index["methods"] == ["ct", "ft"]  # the script still finds traces by key
+    assert {t.name for t in fig.data[2:]} == {"ct (1-D extension)", "ft"}
+
+
 def test_hyperparameters_change_the_verdict_only_when_a_setting_closes_the_gap_and_another_does_not():
     varies = {"ft": {(0.001, 1): 0.05, (0.001, 8): 0.1, (0.1, 1): 0.5, (0.1, 8): 0.95}}
     v = V.hyperparameter_verdicts(*rows(varies), "b")[0]

@@ -41,7 +41,8 @@ def test_explorer_builds_controls_matching_the_search_space(explorer):
                      "epochs": w.IntSlider, "alpha": w.FloatSlider}  # NG+ does not search its lam (issue 12)
     assert explorer.controls["epochs"].max == 3  # ceil(0.2 * 12)
     assert explorer.hparams()["alpha"] == pytest.approx(0.95)
-    assert set(explorer.method.options) == set(registry.available())
+    assert [k for _, k in explorer.method.options] == registry.available()
+    assert ("ct (1-D extension)", "ct") in explorer.method.options  # the label CT has on a 1-D CNN
     explorer.method.value = "original"  # no hyperparameters: no controls
     assert explorer.controls == {} and "no hyperparameters" in explorer.params_box.children[-1].value
     explorer.method.value = "ga"

@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .. import methods as registry
+from ..studies.tables import method_labels
 from .plots import LABELS, method_colors
 
 #: The metrics the explorer draws (all in [0, 1]).
@@ -83,7 +84,9 @@ def explorer_figure(grids: Mapping[str, pd.DataFrame], refs: pd.DataFrame,
             x=labels, y=[r[m].mean() for m in metrics], mode="markers", name=f"{name} (landmark)",
             marker=dict(symbol="line-ew-open", size=40, line=dict(width=3, color=ref)),
             hovertemplate=f"{name}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
+    names: dict[str, str] = {}
     for method, df in grids.items():
+        name = names[method] = method_labels(df).get(method, method)  # "ct (1-D extension)" on cnn1d
         params = [c for c in df.columns if c.startswith("grid_")]
         if len(params) != 2:
             raise ValueError(f"The explorer needs exactly two grid hyperparameters; {method} has {params}.")
@@ -97,10 +100,10 @@ def explorer_figure(grids: Mapping[str, pd.DataFrame], refs: pd.DataFrame,
                 sd = [float(g[m].std(ddof=1)) if len(g) > 1 else 0.0 for m in metrics]
                 index["traces"][f"{method}|{i}|{j}"] = len(fig.data)
                 fig.add_trace(go.Bar(
-                    x=labels, y=[g[m].mean() for m in metrics], name=method, marker_color=colors[method],
+                    x=labels, y=[g[m].mean() for m in metrics], name=name, marker_color=colors[method],
                     error_y=dict(type="data", array=sd), visible=False, showlegend=True,
                     customdata=np.array(sd)[:, None],
-                    hovertemplate=(f"<b>{method}</b> {index['params'][method][0]}={_fmt(a)}, "
+                    hovertemplate=(f"<b>{name}</b> {index['params'][method][0]}={_fmt(a)}, "
                                    f"{index['params'][method][1]}={_fmt(b)}<br>%{{x}}: %{{y:.3f}} ± "
                                    f"%{{customdata[0]:.3f}} over {g['seed'].nunique()} seed(s)<extra></extra>")))
     first = index["methods"][0]
@@ -110,7 +113,7 @@ def explorer_figure(grids: Mapping[str, pd.DataFrame], refs: pd.DataFrame,
     fig.update_layout(
         title="Explore a method without a kernel: pick it, move its two hyperparameters",
         yaxis=dict(title="value (accuracies, MIA, indiscernibility)", range=[0, 1.05]), template="plotly_white",
-        updatemenus=[dict(buttons=[dict(label=m, method="skip", args=[None]) for m in index["methods"]],
+        updatemenus=[dict(buttons=[dict(label=names[m], method="skip", args=[None]) for m in index["methods"]],
                           direction="down", x=0.0, xanchor="left", y=1.18, yanchor="top", active=0)],
         sliders=[dict(active=0, currentvalue=dict(prefix=f"{p1} = "), pad=dict(t=40), y=0,
                       steps=[dict(label=v, method="skip", args=[None]) for v in v1]),

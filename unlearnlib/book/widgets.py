@@ -92,7 +92,9 @@ class Explorer:
         self.setup = Setup.create(dataset, model, forget, epochs, device, data_root, store,
                                   show_progress=False)
         self.history: list[dict] = []
-        self.method = w.Dropdown(options=registry.available(), value=method, description="method")
+        # (label, key): CT on a 1-D CNN shows as "ct (1-D extension)", the value stays the key
+        self.method = w.Dropdown(options=[(registry.get(k).label(model), k) for k in registry.available()],
+                                 value=method, description="method")
         self.seed = w.BoundedIntText(value=int(seed), min=0, max=10_000, description="seed")
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
         self.status = w.HTML()
