@@ -127,3 +127,14 @@ def test_a_shipped_text_objective_is_reproduced(text_setup: hpo.Setup, method: s
     assert entry is not None
     _check_reproduced(entry, hpo.setup_norm(text_setup, method)(entry["hparams"], int(entry["from_seed"])))
 
+
+
+def test_the_tuning_reports_name_ct_on_a_1d_model_as_its_extension(setup: hpo.Setup) -> None:
+    """Issue 30: the methods chapter's provenance and convergence tables say what ran on cnn1d."""
+    from unlearnlib.studies import tuning_report
+
+    entry = hpo.shipped_entry(setup, "ct")
+    sel = hpo.Selection(entry["hparams"], entry["objective"], {0: entry["objective"]}, "shipped", 0)
+    results = {"ct": hpo.TuneResult("ct", entry["hparams"], selection=sel), "ft": hpo.TuneResult("ft", {}, tuned=False)}
+    assert list(tuning_report.provenance_table(results, setup).index) == ["ct (1-D extension)"]
+    assert set(tuning_report.convergence_frame(results, setup)["method"]) == {"ct (1-D extension)"}

@@ -15,8 +15,10 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from .. import methods as registry
 from . import trials
 from .hpo import Setup, TuneResult, add_objectives, shipped_entry
+from .tables import method_labels
 
 #: How each source of a chosen trial reads in the chapter.
 SOURCE_TEXT = {
@@ -33,6 +35,11 @@ def shipped_budget(entry: Mapping | None) -> str:
     return f"{entry['trials_per_seed']} trials x seeds {seeds}"
 
 
+def _name(setup: Setup, key: str) -> str:
+    """How the tables name ``key`` on the setup's model (CT on a 1-D CNN: ``ct (1-D extension)``)."""
+    return registry.get(key).label(setup.model)
+
+
 def provenance_table(results: Mapping[str, TuneResult], setup: Setup) -> pd.DataFrame:
     """Per tuned method: where the chosen hyperparameters come from, the shipped entry's budget
     and date, the trials run here, and the objective on the tuning seeds (full and half budget)."""
@@ -42,7 +49,7 @@ def provenance_table(results: Mapping[str, TuneResult], setup: Setup) -> pd.Data
             continue
         entry = shipped_entry(setup, key)
         rows.append({
-            "method": key, "hyperparameters from": SOURCE_TEXT.get(r.source, r.source),
+            "method": _name(setup, key), "hyperparameters from": SOURCE_TEXT.get(r.source, r.source),
             "shipped budget": shipped_budget(entry), "shipped on": entry["date"][:10] if entry else "-",
             "trials here": f"{r.n_trials} x seeds {','.join(str(s.seed) for s in r.seeds)}",
             "objective (tuning seeds)": r.selection.objective,
@@ -64,7 +71,7 @@ def transfer_table(df: pd.DataFrame, results: Mapping[str, TuneResult]) -> pd.Da
     out = pd.DataFrame({"tuning seeds": tuning, "held-out seeds": d.groupby("method")["objective_norm"].mean()})
     out = out.dropna(subset=["tuning seeds"])
     out["held-out minus tuning"] = out["held-out seeds"] - out["tuning seeds"]
-    return out.sort_values("held-out seeds")
+    return out.sort_values("held-out seeds").rename(index=method_labels(df))
 
 
 def convergence_frame(results: Mapping[str, TuneResult], setup: Setup) -> pd.DataFrame:
@@ -77,10 +84,10 @@ def convergence_frame(results: Mapping[str, TuneResult], setup: Setup) -> pd.Dat
             continue
         entry = shipped_entry(setup, key)
         for seed, curve in (entry or {}).get("convergence", {}).items():
-            rows += [{"method": key, "seed": int(seed), "trials": i + 1, "best": v, "where": "shipped"}
+            rows += [{"method": _name(setup, key), "seed": int(seed), "trials": i + 1, "best": v, "where": "shipped"}
                      for i, v in enumerate(curve)]
         for s in r.seeds:
-            rows += [{"method": key, "seed": s.seed, "trials": i + 1, "best": v, "where": "here"}
+            rows += [{"method": _name(setup, key), "seed": s.seed, "trials": i + 1, "best": v, "where": "here"}
                      for i, v in enumerate(s.running_best())]
     return pd.DataFrame(rows, columns=["method", "seed", "trials", "best", "where"])
 
@@ -108,7 +115,7 @@ def failed_trials(results: Mapping[str, TuneResult], setup: Setup) -> pd.DataFra
             study = optuna.load_study(study_name=s.study_name, storage=storage)
             for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
                 reason = "interrupted" if t.user_attrs.get(trials.INTERRUPTED) else t.user_attrs.get("error", "")
-                rows.append({"method": key, "seed": s.seed, "trial": t.number,
+                rows.append({"method": _name(setup, key), "seed": s.seed, "trial": t.number,
                              "reason": str(reason).split(": ", 1)[-1][:120]})
     return pd.DataFrame(rows, columns=["method", "seed", "trial", "reason"])
 
