@@ -215,7 +215,7 @@ def test_cfw_noises_the_token_embedding_the_layer_that_reads_the_input(device):
 
 def test_msg_masks_the_linear_layers_and_prmq_does_not_prune_the_embedding(device):
     model, data = _tiny(device)
-    masks = small_gradient_masks(model, data, 0.3)
+    masks = small_gradient_masks(model, data, 0.3, 64)
     assert sorted(masks) == ["blocks.1.0.weight", "blocks.2.weight"]
     table = model.blocks[0].embedding.weight.detach().clone()
     pruned = prune_and_reinit_(model, 0.99)
