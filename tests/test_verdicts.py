@@ -165,7 +165,7 @@ def nabla_rows(closed: float, seeds: int = 6, baseline_closer: float = 0.0) -> p
             for m, mia in (("original", 0.58), ("retrain", 0.50), ("nabla_tau", 0.58 - 0.08 * closed),
                            ("ft", 0.58 - 0.08 * closed - baseline_closer)):
                 rows.append({"method": m, "seed": s, "forget": f, "mia_test": mia + rng.normal(0, 0.002),
-                             "test_acc": 0.9})
+                             "test_acc": 0.9, "tuned_on": f if m == "ft" else ""})
         frames.append(pd.DataFrame(rows))
     return pd.concat(frames, ignore_index=True)
 
@@ -213,3 +213,49 @@ def test_ranking_transfer_between_datasets():
     assert rev.state == V.FAILS and rev.estimate < -0.8
     with pytest.raises(ValueError, match="at least 3 methods"):
         V.ranking_transfer_verdicts(grid({"ft": 0.1}), grid({"ft": 0.1}), "A", "B", "b")
+
+
+def test_no_tuning_against_baselines_tuned_elsewhere_is_not_tested():
+    """Issue 31: a baseline tuned on random:0.1 and carried to fraction:0.3 may be mistuned
+    there; "no tuning needed" compares nabla-tau with baselines tuned where they run."""
+    rows = nabla_rows(0.8)
+    assert {v.claim.split()[1]: v for v in V.nabla_tau_verdicts(rows, None, "b")}["needs"].state == V.HOLDS
+    carried = rows.assign(tuned_on=np.where(rows["method"] == "ft", "random:0.1", ""))
+    v = {v.claim.split()[1]: v for v in V.nabla_tau_verdicts(carried, None, "b")}["needs"]
+    assert v.state == V.UNTESTED and "random:0.1 -> fraction:0.3" in v.reason and "each" in v.needed
+    v = {v.claim.split()[1]: v for v in V.nabla_tau_verdicts(rows.drop(columns="tuned_on"), None, "b")}["needs"]
+    assert v.state == V.UNTESTED and "do not name" in v.reason
+
+
+def test_the_union_side_of_an_extreme_is_corrected_for_the_number_of_comparisons():
+    """The smallest of m margins: its lower bound is the smallest component lower bound at
+    2.5% (one component decides), its upper bound the smallest upper bound at 2.5% / m."""
+    rng = np.random.default_rng(0)
+    cols = [f"b{i}" for i in range(8)]
+    t = V.Tables(cols, {"x": rng.normal(0.0, 1.0, (10, len(cols)))})
+    def column(c):
+        return lambda m, tb: m["x"][:, tb.col(c)]
+
+    stats = {c: column(c) for c in cols}
+    r = V.resample(t, stats, n_boot=V.boot_size(len(cols)))
+    ev = V.extreme_evidence(r, lambda x, a: x.bound(a, False), lambda x, a: x.bound(a, True), "min", 0.0, True,
+                            10, min(x.estimate for x in r.values()))
+    assert V.tails(8, "min") == pytest.approx((0.025, 0.025 / 8))
+    lo_tail, hi_tail = V.tails(8, "min")
+    assert ev.low == pytest.approx(min(x.bound(lo_tail, False) for x in r.values()))
+    assert ev.high == pytest.approx(min(x.bound(hi_tail, True) for x in r.values()))
+    assert ev.high > min(x.bound(lo_tail, True) for x in r.values())  # wider than the uncorrected side
+    # a bound on a plain mean at 10 seeds is Student's t bound at that tail
+    from scipy.stats import t as student
+    x = t.arrays["x"][:, 0]
+    se = x.std(ddof=1) / np.sqrt(10)
+    assert r["b0"].bound(0.025 / 8, True) == pytest.approx(x.mean() + student.ppf(1 - 0.025 / 8, 9) * se, rel=0.1)
+
+
+def test_the_absolute_value_of_a_noisy_mean_is_not_read_as_a_floor():
+    """|mean| of noise centred on 0 is about 0.8 standard errors; its lower bound must be 0."""
+    rng = np.random.default_rng(1)
+    t = V.Tables(["a"], {"x": rng.normal(0.0, 1.0, (5, 1))})
+    r = V.resample(t, {"a": lambda m, tb: m["x"][:, 0]})["a"]
+    lo, hi = r.abs_bounds(0.025)
+    assert abs(r.estimate) > 0 and lo == 0.0 and hi >= abs(r.estimate)

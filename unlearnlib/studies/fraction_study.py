@@ -90,7 +90,8 @@ def run_fraction_study(
 
     ``tune_forget`` is the forget set the baselines are tuned on (Deep Unlearn's
     ``random:0.1`` by default, transferred to every forget set), or ``"each"`` to tune
-    them on every forget set separately. Rows gain ``tuned`` (bool) and ``fraction``
+    them on every forget set separately. Rows gain ``tuned`` (bool), ``tuned_on`` (the forget
+    set a baseline's hyperparameters were chosen on; "" for the untuned) and ``fraction``
     (NaN for class forgetting). The second value maps (tuning forget set, method) to the
     tuning result. ``warm_start`` starts every study from the package's shipped tuned
     entry of its forget set (:mod:`.tuned`); ``budget="half"`` runs the baselines with their
@@ -136,9 +137,11 @@ def run_fraction_study(
                          executor=ex, parallel_trials=parallel_trials), ran.get(where, {}))
             return tuned[(where, method)]
 
-        def plan_of(spec: str) -> list[tuple[str, dict, bool]]:
-            plan = [(m, {}, False) for m in ["original", "retrain", *untuned]]
-            return plan + [(m, r.half.hparams if budget == "half" and r.half else r.hparams, r.tuned)
+        def plan_of(spec: str) -> list[tuple[str, dict, bool, str]]:
+            """(method, hyperparameters, tuned here, the forget set they were chosen on)."""
+            plan = [(m, {}, False, "") for m in ["original", "retrain", *untuned]]
+            where = spec if tune_forget == "each" else tune_forget
+            return plan + [(m, r.half.hparams if budget == "half" and r.half else r.hparams, r.tuned, where)
                            for m in baselines for r in [tuning(m, spec)]]
 
         plans: dict[str, list] = {}
@@ -148,7 +151,7 @@ def run_fraction_study(
                 plans[spec] = plan_of(spec)
                 units = UnitPlan.for_setup(ex, setup(spec))
                 for seed in seeds:
-                    for method, hp, _ in plans[spec]:
+                    for method, hp, _, _ in plans[spec]:
                         units.row(method, seed, hp)
                 tasks += units.tasks()
             ex.run(tasks, store, "rows", show_progress, short=True)
@@ -158,8 +161,9 @@ def run_fraction_study(
             plan = plans[spec] if spec in plans else plan_of(spec)
             fraction = fraction_of(spec)
             for seed in seeds:
-                for method, hp, is_tuned in plan:
-                    rows.append({**setup(spec).run(method, seed, hp), "tuned": is_tuned, "fraction": fraction})
+                for method, hp, is_tuned, where in plan:
+                    rows.append({**setup(spec).run(method, seed, hp), "tuned": is_tuned, "tuned_on": where,
+                                 "fraction": fraction})
     return to_frame(rows), tuned
 
 

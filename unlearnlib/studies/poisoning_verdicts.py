@@ -1,27 +1,41 @@
 """Pawelczyk et al. 2024's two findings as computed verdicts (holds / does not hold /
-not tested at this budget), with the machinery of :mod:`unlearnlib.studies.verdicts`:
-the statistic of the per-seed rows and its 95% paired bootstrap interval over seeds
-(every method and attack of a resampled seed comes along), at least 5 seeds.
+not tested at this budget), with the machinery of :mod:`unlearnlib.studies.verdicts`,
+over paired seeds (every method and attack of a seed together), at least 5 seeds.
 
 All statistics use the rows at the largest compute budget and, per attack, the
-*gap* ``|M_original - M_retrain|`` of the attack's headline metric ``M``
+*gap* ``M_original - M_retrain`` of the attack's headline metric ``M``
 (:data:`~unlearnlib.poisoning.METRICS`) between the model trained on the poisons and
-the one retrained without them. A method's *share of the gap left* is
-``|M_method - M_retrain| / gap``: 1 = as poisoned as before, 0 = as the retrained model.
-It counts distance on both sides: a method that pushes past the retrained model (e.g.
-gradient ascent turning GUS positive) is as distinguishable from it as one that stops short.
+the one retrained without them. A method's *signed share* is
+``(M_method - M_retrain) / gap`` (1 = as poisoned as before, 0 = as the retrained model,
+< 0 = pushed past it, e.g. gradient ascent turning GUS positive) and its *share of the gap
+left* is ``min(|signed share|, 1)``: distance on both sides counts.
 
+- **Against the retrained model's own seed-to-seed spread.** The share of a method's
+  mean is compared through the interval of the *signed* share (an equivalence reading;
+  Fieller's interval for a ratio of paired means, :class:`~.verdicts.Ratio`, since the gap
+  in the denominator is itself noisy): the lower bound of |share| is 0 whenever the signed
+  interval straddles 0. Reading
+  ``|mean|`` itself would be biased upward: a method that is just another retrained
+  model has a share of about 0.8 standard errors (Pawelczyk's "no method removes the
+  poisons" came out "holds" in 8-15% of simulated data sets containing such a method).
+- **Several comparisons.** Both findings take an extreme over methods x attacks.
+  Their intervals are built per comparison and combined with
+  :func:`~unlearnlib.studies.verdicts.extreme_evidence`: the side where every comparison
+  must clear the threshold is an intersection (no correction), the side where one of m
+  suffices is Bonferroni-corrected (tail 2.5% / m), so each side keeps its 2.5% error
+  whatever the number of methods and attacks; :mod:`.calibration` measures both.
 - **Working attacks.** An attack is tested only when its gap is real: the interval of
   ``HARM_SIGN * (M_original - M_retrain)`` lies above 0. Attacks that do not work are named
   in the verdict's budget line and left out.
 - **Utility.** A method counts only when its mean test accuracy is within
-  :data:`ACC_TOL` (5 points) of the retrained model's: a destroyed model "removes" any poison.
+  :data:`ACC_TOL` (5 points) of the retrained model's: a destroyed
+  model "removes" any poison.
 
-Finding 1, "no method removes the poisons within the budget": statistic = the smallest,
-over the working attacks, of the share of the gap left by the attack's best method (a
-method keeping its utility; 1 when none does). It holds when the interval lies above
-:data:`REMOVED` (10%): for every attack even the best method leaves more than 10% of
-the gap. It does not hold when the interval lies below 10%.
+Finding 1, "no method removes the poisons within the budget": statistic = the smallest
+share of the gap left over the methods keeping their utility and the working attacks.
+It holds when the interval lies above :data:`REMOVED` (10%): every method leaves more
+than 10% of every gap. It does not hold when the interval lies below 10%: some method
+removed some poison.
 
 Finding 2, "the population MIA gives a false sense of success": a method *passes* the
 loss-based population MIA when its MIA (poisons vs test) is within :data:`MIA_TOL` (0.05)
@@ -32,9 +46,7 @@ in MIA units: ``min(MIA_TOL - |MIA_method - MIA_retrain|, (MIA_TOL / REMOVED) * 
 over the working attacks and the methods keeping their utility (-1 when none does). It
 holds when the interval lies above 0: some method passes the MIA while more than 10% of
 the poison's effect is left. It does not hold when the interval lies below 0: every method
-that passes the MIA has removed the poison, and every one that leaves it is caught. A
-margin rather than the share of a passing method, because passing is a threshold: near it
-the share would jump between 0 and 1 across resamples, and its interval would say nothing.
+that passes the MIA has removed the poison, and every one that leaves it is caught.
 
 There is no tuning here (methods run at their defaults), so there is no half-budget
 check; the budget line says what ran.
@@ -42,6 +54,8 @@ check; the budget line says what ran.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -51,10 +65,12 @@ from ..poisoning import HARM_SIGN, METRICS
 from .verdicts import (
     MIN_SEEDS,
     Evidence,
+    Ratio,
     Tables,
     Verdict,
     decide,
     evidence,
+    extreme_evidence,
     pivot,
     seed_bootstrap,
 )
@@ -120,73 +136,116 @@ def gap_stat(attack: str, sign: int):
     return stat
 
 
-def shares_left(m: Mapping[str, np.ndarray], t: Tables, attack: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Methods of ``attack``, their (B, methods) share of the gap left and whether they keep
-    their utility (test accuracy within ACC_TOL of the retrained model's)."""
-    x, acc = m["metric"], m["test_acc"]
-    r, p = x[:, t.col((attack, "retrain"))], x[:, t.col((attack, "original"))]
-    ms = _methods(t, attack)
-    idx = [t.col((attack, k)) for k in ms]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.abs(x[:, idx] - r[:, None]) / np.abs(p - r)[:, None]
-    keeps = acc[:, idx] >= acc[:, [t.col((attack, "retrain"))]] - ACC_TOL
-    return ms, share, keeps
+def _keeps(acc: np.ndarray, t: Tables, attack: str, method: str) -> bool:
+    """Whether the method's mean test accuracy is within ACC_TOL of the retrained model's."""
+    mean = np.nanmean(acc, axis=0)
+    return bool(mean[t.col((attack, method))] >= mean[t.col((attack, "retrain"))] - ACC_TOL)
 
 
-def best_share(attack: str):
-    """Statistic: share of the gap left by ``attack``'s best method that keeps its utility
-    (1 when none does: nothing usable removed anything)."""
-    def stat(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
-        _, share, keeps = shares_left(m, t, attack)
-        return np.where(keeps, share, np.inf).min(axis=1, initial=np.inf).clip(max=1.0) \
-            if share.shape[1] else np.ones(len(share))
-    return stat
+def signed_share(t: Tables, attack: str, method: str) -> Ratio:
+    """``(M_method - M_retrain) / (M_original - M_retrain)`` of ``attack`` over the seeds of
+    ``t``, signed (0 = as the retrained model, 1 = as poisoned as before, < 0 = past the
+    retrained model), with Fieller's bounds; excluded (+inf) where the method does not keep
+    its utility (it cannot count as removing anything)."""
+    x = t.arrays["metric"]
+    r, p, k = (x[:, t.col((attack, c))] for c in ("retrain", "original", method))
+    return Ratio(k - r, p - r, excluded=not _keeps(t.arrays["test_acc"], t, attack, method))
 
 
-def false_success(attack: str):
-    """Statistic: largest margin (MIA units) by which a method of ``attack`` keeping its utility
-    both passes the population MIA and leaves more than REMOVED of the gap (module docstring);
-    -1 when no method keeps its utility."""
-    def stat(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
-        ms, share, keeps = shares_left(m, t, attack)
-        mia = m["mia_test"]
-        off = np.abs(mia[:, [t.col((attack, k)) for k in ms]] - mia[:, [t.col((attack, "retrain"))]])
-        margin = np.minimum(MIA_TOL - off, (MIA_TOL / REMOVED) * (share - REMOVED))
-        return np.where(keeps, margin, -1.0).max(axis=1, initial=-1.0)
-    return stat
+def mia_offset(t: Tables, attack: str, method: str) -> Ratio:
+    """The method's population MIA minus the retrained model's (Student's t bounds of the
+    paired mean; +inf without utility)."""
+    mia = t.arrays["mia_test"]
+    d = mia[:, t.col((attack, method))] - mia[:, t.col((attack, "retrain"))]
+    return Ratio(d, np.ones_like(d), excluded=not _keeps(t.arrays["test_acc"], t, attack, method))
 
 
-def _over(attacks: Sequence[str], make, reduce):
-    def stat(m: Mapping[str, np.ndarray], t: Tables) -> np.ndarray:
-        return reduce(np.stack([make(a)(m, t) for a in attacks]), axis=0)
-    return stat
+@dataclass
+class Comparison:
+    """One (attack, method) pair's signed share and MIA offset."""
+
+    share: Ratio
+    mia: Ratio
+
+
+def share_left(c: Comparison, tail: float, upper: bool) -> float:
+    """Bound of the share of the gap left, min(|share|, 1), with ``tail`` beyond it (capped at
+    1: as poisoned as before; the abs bound keeps a noisy mean's |.| from reading as a floor)."""
+    lo, hi = c.share.abs_bounds(tail)
+    return min(hi if upper else lo, 1.0)
+
+
+def false_success_margin(c: Comparison, tail: float, upper: bool) -> float:
+    """Bound of min(MIA_TOL - |MIA offset|, (MIA_TOL / REMOVED) (share left - REMOVED)), floored
+    at -1, with ``tail`` beyond it: each of the two terms gets half the tail (an error of the
+    minimum needs an error in one of them)."""
+    mia_lo, mia_hi = c.mia.abs_bounds(tail / 2)
+    share = share_left(c, tail / 2, upper)
+    margin = min(MIA_TOL - (mia_lo if upper else mia_hi), (MIA_TOL / REMOVED) * (share - REMOVED))
+    return max(margin, -1.0)
+
+
+def _point(c: Comparison) -> tuple[float, float]:
+    """(share left, false-success margin) of the point estimate."""
+    share = min(abs(c.share.estimate), 1.0)
+    margin = max(min(MIA_TOL - abs(c.mia.estimate), (MIA_TOL / REMOVED) * (share - REMOVED)), -1.0)
+    return share, margin
+
+
+def comparisons(t: Tables, attacks: Sequence[str]) -> dict[tuple[str, str], Comparison]:
+    """Every (attack, method) pair of the ``attacks`` (paired over the same seeds)."""
+    return {(a, k): Comparison(signed_share(t, a, k), mia_offset(t, a, k)) for a in attacks for k in _methods(t, a)}
+
+
+def finding_evidence(comps: Mapping[tuple[str, str], Comparison], which: str, n_seeds: int) -> Evidence:
+    """Finding 1 (``"removed"``): the smallest share left over the pairs, interval against
+    REMOVED; finding 2 (``"false success"``): the largest margin, against 0. Each side of
+    either interval keeps its 2.5% error over all the pairs (:func:`~.verdicts.extreme_evidence`)."""
+    if which == "removed":
+        est = min((_point(c)[0] for c in comps.values()), default=math.nan)
+        return extreme_evidence(comps, lambda c, a: share_left(c, a, False), lambda c, a: share_left(c, a, True),
+                                "min", REMOVED, True, n_seeds, est)
+    est = max((_point(c)[1] for c in comps.values()), default=math.nan)
+    return extreme_evidence(comps, lambda c, a: false_success_margin(c, a, False),
+                            lambda c, a: false_success_margin(c, a, True), "max", 0.0, True, n_seeds, est)
+
+
+def findings(t: Tables, signs: Mapping[str, int]) -> tuple[list[str], dict[str, Evidence]]:
+    """The working attacks of the per-seed ``t`` (``signs``: attack -> HARM_SIGN of its
+    metric) and both findings' evidence over them ({} when no attack works): what
+    :func:`poisoning_verdicts` decides with, and what :mod:`.calibration` simulates."""
+    working = [a for a, sg in signs.items() if evidence(t, gap_stat(a, sg), 0.0).state == "holds"]
+    if not working:
+        return [], {}
+    comps = comparisons(t, working)
+    return working, {w: finding_evidence(comps, w, t.n_seeds) for w in ("removed", "false success")}
 
 
 def attack_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per attack at the largest budget: the gap (estimate and 95% interval over
     seeds) and whether the attack works, the best method and the share of the gap it
     leaves, and the margin of the population MIA's false success (finding 2), each with
-    its interval."""
+    its interval over that attack's methods (corrected for their number)."""
     d, top = at_top_budget(df)
     t, sign = tables(d), {a: HARM_SIGN[m] for a, m in _metric_of(d).items()}
     means = {k: np.nanmean(a, axis=0)[None, :] for k, a in t.arrays.items()}
+    comps = comparisons(t, _attacks(t))
     rows = []
     for a in _attacks(t):
         g = seed_bootstrap(t, gap_stat(a, sign[a]))
-        b = seed_bootstrap(t, best_share(a))
-        f = seed_bootstrap(t, false_success(a))
-        ms, share, keeps = shares_left(means, t, a)
-        usable = [(s, k) for s, k, ok in zip(share[0], ms, keeps[0], strict=True) if ok and np.isfinite(s)]
+        mine = {k: c for k, c in comps.items() if k[0] == a}
+        b, f = finding_evidence(mine, "removed", t.n_seeds), finding_evidence(mine, "false success", t.n_seeds)
+        usable = sorted((_point(c)[0], k[1]) for k, c in mine.items() if math.isfinite(c.share.estimate))
         rows.append({
             "attack": a, "seeds": t.n_seeds, "budget": top,
             "original": means["metric"][0, t.col((a, "original"))], "retrain": means["metric"][0, t.col((a, "retrain"))],
             "gap": g[0], "gap low": g[1], "gap high": g[2], "works": bool(g[1] > 0),
-            "best method": min(usable)[1] if usable else "none keeps its accuracy",
-            "share left (best)": b[0], "share low": b[1], "share high": b[2],
-            "methods keeping accuracy": int(keeps[0].sum()), "methods": len(ms),
+            "best method": usable[0][1] if usable else "none keeps its accuracy",
+            "share left (best)": b.estimate, "share low": b.low, "share high": b.high,
+            "methods keeping accuracy": len(usable), "methods": len(mine),
             "MIA original": means["mia_test"][0, t.col((a, "original"))],
             "MIA retrain": means["mia_test"][0, t.col((a, "retrain"))],
-            "MIA margin": f[0], "margin low": f[1], "margin high": f[2],
+            "MIA margin": f.estimate, "margin low": f.low, "margin high": f.high,
         })
     return pd.DataFrame(rows).set_index("attack")
 
@@ -214,30 +273,31 @@ def poisoning_verdicts(df: pd.DataFrame, setting: str = "", chapter: str = "pois
     d, top = at_top_budget(df)
     t, sign = tables(d), {a: HARM_SIGN[m] for a, m in _metric_of(d).items()}
     attacks = _attacks(t)
-    gaps = {a: evidence(t, gap_stat(a, sign[a]), 0.0) for a in attacks}
-    working = [a for a in attacks if gaps[a].state == "holds"]
+    working, ev = findings(t, {a: sign[a] for a in attacks})
     idle = [a for a in attacks if a not in working]
     budget = budget_line(df, setting) + (
         f"; left out, no gap between original and retrained: {', '.join(idle)}" if idle else "")
     c1 = (f"at the largest budget ({top:.0%}), for every working attack the best method within "
           f"{ACC_TOL * 100:.0f} points of the retrained model's test accuracy leaves more than "
           f"{REMOVED:.0%} of the gap |M_original - M_retrain| of the attack's metric "
-          f"(share left = |M_method - M_retrain| / gap)")
+          f"(share left = |M_method - M_retrain| / gap, bounded from the signed share's Fieller interval; each side "
+          "of the interval of the smallest keeps its 2.5% error over the methods x attacks compared)")
     c2 = (f"at the largest budget ({top:.0%}), some method within {ACC_TOL * 100:.0f} points of the retrained "
           f"model's test accuracy passes the loss-based population MIA (poisons vs test, within {MIA_TOL} of the "
           f"retrained model's) while leaving more than {REMOVED:.0%} of the gap of the attack's metric: the "
-          "largest margin by which a method does both lies above 0")
+          "largest margin by which a method does both lies above 0 (its lower bound corrected for the number of "
+          "methods x attacks: one of them suffices)")
     claims = [("No unlearning method removes the poisons within the budget", c1, REMOVED,
-               "smallest share of the gap left by the best method, over the working attacks", best_share, np.min),
+               "smallest share of the gap left, min(|M - M_retrain| / gap, 1), over the methods keeping their "
+               "utility and the working attacks", "removed"),
               ("The population MIA gives a false sense of success", c2, 0.0,
                f"largest margin by which a method passes the MIA and leaves the poison, min({MIA_TOL} - "
                f"|MIA - MIA_retrain|, {MIA_TOL / REMOVED:g} x (share left - {REMOVED})), over methods and "
-               "working attacks", false_success, np.max)]
+               "working attacks", "false success")]
     out = []
-    for claim, criterion, threshold, statistic, make, reduce in claims:
+    for claim, criterion, threshold, statistic, which in claims:
         if working:
-            ev = evidence(t, _over(working, make, reduce), threshold)
-            out.append(decide(claim, PAWELCZYK, chapter, criterion, statistic, threshold, ev, None, budget))
+            out.append(decide(claim, PAWELCZYK, chapter, criterion, statistic, threshold, ev[which], None, budget))
             continue
         v = decide(claim, PAWELCZYK, chapter, criterion, statistic, threshold,
                    Evidence("inconclusive", np.nan, np.nan, np.nan, t.n_seeds), None, budget)
@@ -248,4 +308,5 @@ def poisoning_verdicts(df: pd.DataFrame, setting: str = "", chapter: str = "pois
     return out
 
 __all__ = ["PAWELCZYK", "ACC_TOL", "REMOVED", "MIA_TOL", "poisoning_verdicts", "attack_table", "budget_line",
-           "at_top_budget", "tables", "shares_left"]
+           "at_top_budget", "tables", "signed_share", "mia_offset", "Comparison", "comparisons", "share_left",
+           "false_success_margin", "finding_evidence", "findings", "gap_stat"]

@@ -37,7 +37,16 @@ seeds of the full-data rows (paired: every method of a drawn seed comes along), 
 seeds of the poisoning rows, and the shadow set's target samples (paired likewise; the
 per-pair scores are kept, as the Gaussians of LiRA are per sample). Draw 0 is the point
 estimate. Everything downstream (normalised scores, passes, the verdicts) is computed per
-draw, so its interval is the percentile interval of the draws.
+draw, and every interval the scorecard publishes or decides with (values, scores, the
+resolved gaps, the verdicts; :func:`_interval`) is the library's t-scaled bootstrap
+interval of those draws (:func:`~unlearnlib.studies.verdicts.interval_from_draws`): each
+side of the percentile interval stretched around the estimate by
+:func:`~unlearnlib.studies.verdicts.t_scale` at the number of units the statistic resamples
+(:meth:`Draws.sample_size`: a test's seeds or shadow targets; for the verdicts, which combine
+every test, the fewest seeds of any seed resampling, :attr:`Draws.interval_seeds`, the
+coarsest level and so the conservative choice). The plain percentile interval is too narrow in small samples (Hesterberg 2015): a
+"95%" interval of a mean over 5 seeds covers about 83%; the stretch makes it Student's t
+interval there. One seed gives no interval (NaN), so no test is resolved.
 
 Reading (:func:`classify`): a method *passes* a test when its score lies within
 :data:`TOL` of 1 (it closes at least 80% of the gap without overshooting it by more than
@@ -665,6 +674,23 @@ class Draws:
     def n_boot(self) -> int:
         return len(self.test_acc) - 1
 
+    @property
+    def interval_seeds(self) -> int:
+        """The sample size the t-scaled intervals are read at: the fewest seeds of any seed
+        resampling (full-data or poisoning). The seeds are the coarsest level of the joint
+        bootstrap (the shadow targets number in the hundreds), so this is the conservative
+        choice: the widest stretch of any level, for every test and for the verdicts, which
+        combine all of them."""
+        return min((n for n in (self.n_seeds, self.n_poison_seeds) if n > 0), default=0)
+
+    def sample_size(self, test: str) -> int:
+        """The number of units test ``test``'s values resample (:attr:`Test.source`): seeds of
+        the full-data or poisoning rows, or the shadow set's targets. A test's own interval is
+        read at it (a shadow test's hundreds of targets need no small-sample stretch)."""
+        source = test_of(test).source
+        return {"seeds": self.n_seeds, "poison": self.n_poison_seeds, "shadows": self.n_targets}.get(
+            source, self.interval_seeds)
+
     def col(self, method: str) -> int:
         return self.methods.index(method)
 
@@ -771,21 +797,21 @@ def normalise(values: np.ndarray, original: int, retrained: int) -> np.ndarray:
 
 
 def resolved_gaps(draws: Draws, level: float = 0.95) -> dict[str, bool]:
-    """Per test: whether the retrained-minus-original gap has a ``level`` bootstrap
-    interval that excludes 0 (one draw only: whether the gap is non-zero)."""
+    """Per test: whether the retrained-minus-original gap has a ``level`` interval that
+    excludes 0: the scorecard's t-scaled interval (:func:`_interval`; a percentile interval
+    would call gaps resolved that 5 seeds cannot resolve; one seed resolves nothing). One
+    draw only: whether the gap is non-zero."""
     o, r = draws.col("original"), draws.col("retrain")
     out = {}
     for k, v in draws.values.items():
         gap = v[:, r] - v[:, o]
         if not np.isfinite(gap[0]) or gap[0] == 0:
             out[k] = False
-            continue
-        g = gap[1:][np.isfinite(gap[1:])]
-        if len(g) == 0:
+        elif not np.isfinite(gap[1:]).any():
             out[k] = True
-            continue
-        lo, hi = np.quantile(g, [(1 - level) / 2, (1 + level) / 2])
-        out[k] = bool(lo > 0 or hi < 0)
+        else:
+            lo, hi = _interval(gap, draws.sample_size(k), level)
+            out[k] = bool(lo > 0 or hi < 0)
     return out
 
 
@@ -856,6 +882,8 @@ def passes_every_test(reading: Reading) -> np.ndarray:
     """(draws, methods): keeps its utility and passes every resolved test; a resolved test
     that did not run for the method counts as not passed (nothing shows it passes)."""
     r = reading.resolved
+    if not r.any():  # no resolved test: nothing shows any method passes (not "all of none")
+        return np.zeros(reading.utility.shape, bool)
     return reading.utility & reading.passed[..., r].all(-1)
 
 
@@ -917,20 +945,34 @@ def kendall_matrix(distance: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- tidy results
 
 
-def _interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    x = np.asarray(x, float)[1:]
-    x = x[np.isfinite(x)]
-    if not len(x):
-        return math.nan, math.nan
-    lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+#: The range of a test's raw value where it has one (accuracies, AUCs, rates, F and the KS
+#: distance lie in [0, 1]; RetDev, KLOM and the weights' distance are >= 0): the t-scaled
+#: stretch may reach past it, which covers nothing more. Others (and the scores) are unbounded.
+VALUE_RANGE: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(("forget_acc", "mia_test", "mia_entropy_test", "ulira_accuracy", "ulira_tpr", "rmia_auc",
+                     "neurips_f", "ks_distance", "relearn_acc"), (0.0, 1.0)),
+    **dict.fromkeys(("retdev", "klom", "l2_to_retrained"), (0.0, math.inf)),
+}
+
+
+def _interval(x: np.ndarray, n_seeds: int, level: float = 0.95,
+              bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float]:
+    """The ``level`` interval of a statistic from its draws (row 0 the estimate, rows 1..
+    the resamples): the library's t-scaled bootstrap interval at ``n_seeds``
+    (:func:`~unlearnlib.studies.verdicts.interval_from_draws`; the percentile interval
+    under-covers at few seeds, Hesterberg 2015), clipped to the statistic's range ``bounds``."""
+    x = np.asarray(x, float)
+    lo, hi = vd.interval_from_draws(float(x[0]), x[1:], n_seeds, level)
+    if math.isfinite(lo) and math.isfinite(hi):
+        lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
+    return lo, hi
 
 
 def scorecard_frame(draws: Draws, score: Mapping[str, np.ndarray], reading: Reading,
                     sources: Mapping[str, str] | None = None, model: str | None = None) -> pd.DataFrame:
-    """One tidy row per (method, test): raw value and score with their 95% intervals, and
-    the reading (pass / fail / unknown / unresolved). ``method_label`` is how the figure and
-    the table name the method on the registered ``model`` (:meth:`~unlearnlib.methods.Method.label`:
+    """One tidy row per (method, test): raw value and score with their 95% intervals
+    (:func:`_interval`; the value's clipped to :data:`VALUE_RANGE`), and the reading (pass /
+    fail / unknown / unresolved). ``method_label`` is how the figure and the table name the method on the registered ``model`` (:meth:`~unlearnlib.methods.Method.label`:
     CT on ``cnn1d`` is ``ct (1-D extension)``)."""
     resolved = dict(zip(reading.tests, reading.resolved.tolist(), strict=True))
     rows = []
@@ -938,11 +980,14 @@ def scorecard_frame(draws: Draws, score: Mapping[str, np.ndarray], reading: Read
         name = registry.get(m).label(model) if m in registry.available() else m
         for t_i, k in enumerate(reading.tests):
             v, s = draws.values[k][:, j], score[k][:, j]
+            n = draws.sample_size(k)
+            v_lo, v_hi = _interval(v, n, bounds=VALUE_RANGE.get(k, (-math.inf, math.inf)))
+            s_lo, s_hi = _interval(s, n)
             known, ok = reading.known[0, j, t_i], reading.passed[0, j, t_i]
             state = ("unresolved" if not resolved[k] else "pass" if ok else "fail" if known else "not run")
             rows.append({"method": m, "method_label": name, "test": k, "label": test_of(k).label, "group": test_of(k).group,
-                         "value": float(v[0]), "value_low": _interval(v)[0], "value_high": _interval(v)[1],
-                         "score": float(s[0]), "score_low": _interval(s)[0], "score_high": _interval(s)[1],
+                         "value": float(v[0]), "value_low": v_lo, "value_high": v_hi,
+                         "score": float(s[0]), "score_low": s_lo, "score_high": s_hi,
                          "reading": state, "keeps_utility": bool(reading.utility[0, j]),
                          "test_acc": float(draws.test_acc[0, j]),
                          "hparams": (sources or {}).get(m, "")})
@@ -970,16 +1015,19 @@ PAWELCZYK = "Pawelczyk et al. 2024; Hayes et al. 2024"
 BOOK = "this book (the scorecard)"
 
 
-def _evidence(stat: np.ndarray, n_seeds: int, threshold: float, holds_above: bool) -> vd.Evidence:
-    lo, hi = _interval(stat)
-    return vd.Evidence(vd.side(lo, hi, threshold, holds_above), float(stat[0]), lo, hi, n_seeds)
+def _evidence(stat: np.ndarray, draws: Draws, threshold: float, holds_above: bool, n_methods: int) -> vd.Evidence:
+    """A count of methods over the draws against ``threshold``: its t-scaled interval
+    (:func:`_interval`) clipped to [0, ``n_methods``], as :func:`~unlearnlib.studies.verdicts.evidence`
+    clips ranks; the verdict's seeds are the full-data seeds."""
+    lo, hi = _interval(stat, draws.interval_seeds, bounds=(0.0, float(n_methods)))
+    return vd.Evidence(vd.side(lo, hi, threshold, holds_above), float(stat[0]), lo, hi, draws.n_seeds)
 
 
 def scorecard_verdicts(draws: Draws, reading: Reading, budget: str, chapter: str = "scorecard") -> list[vd.Verdict]:
     """The scorecard's claims as verdicts (:func:`unlearnlib.studies.verdicts.decide`), from
     the joint bootstrap: the number of methods with a false sense of success (holds when
-    the interval lies above 1/2, i.e. at least one in 97.5% of the draws) and the number
-    passing every test (the claim "none does" holds when the interval lies below 1/2)."""
+    its t-scaled interval, :func:`_evidence`, lies above 1/2) and the number passing every
+    test (the claim "none does" holds when the interval lies below 1/2)."""
     nonref = _non_reference(draws.methods)
     fs = false_sense(reading)[:, nonref].sum(1).astype(float)
     ev = passes_every_test(reading)[:, nonref].sum(1).astype(float)
@@ -991,11 +1039,12 @@ def scorecard_verdicts(draws: Draws, reading: Reading, budget: str, chapter: str
             f"at least one method passes the population loss-MIA (normalised score within {TOL} of the retrained "
             f"model's 1) and fails a per-sample, relearning or poisoning test ({deep}); {util}",
             "number of methods passing the loss-MIA and failing a deeper test", 0.5,
-            _evidence(fs, draws.n_seeds, 0.5, True), None, budget),
+            _evidence(fs, draws, 0.5, True, int(nonref.sum())), None, budget),
         vd.decide(
             "No unlearning method passes every test", BOOK, chapter,
             f"no method (references aside) has every resolved test within {TOL} of the retrained model's score; {util}",
-            "number of methods passing every test", 0.5, _evidence(ev, draws.n_seeds, 0.5, False), None, budget),
+            "number of methods passing every test", 0.5, _evidence(ev, draws, 0.5, False, int(nonref.sum())),
+            None, budget),
     ]
 
 
@@ -1177,7 +1226,7 @@ __all__ = [
     "utility_keepers", "seed_rows", "with_relearning", "per_target_means", "evaluate_shadows", "shadow_arrays", "weighted_roc", "ks_distance",
     "weighted_percentile", "shadow_values", "KLOM_MIN_ROOM", "KlomResolution", "klom_resolution",
     "PoisonSetting", "poison_clean_splits", "poison_rows", "Draws",
-    "bootstrap_values", "normalise", "resolved_gaps", "scores", "utility_mask", "Reading", "classify",
+    "bootstrap_values", "normalise", "resolved_gaps", "VALUE_RANGE", "scores", "utility_mask", "Reading", "classify",
     "passes_every_test", "false_sense", "kendall_tau", "distance_to_retrained", "ranking_distances", "kendall_matrix",
     "scorecard_frame", "summaries", "scorecard_verdicts", "training_counts", "cell_color", "heatmap_figure",
     "kendall_figure", "html_table", "markdown_table", "hparams_text",
