@@ -175,6 +175,38 @@ def clip_to_space(values: Mapping[str, Any], space: Mapping[str, Param]) -> dict
     return out
 
 
+def bound_flags(space: Mapping[str, Param], hparams: Mapping[str, Any], tol: float = 0.02) -> dict[str, str]:
+    """The hyperparameters of ``hparams`` that lie within ``tol`` of an end of their range in
+    ``space`` (a resolved ``Method.space(E)``): name -> ``"low"`` or ``"high"``.
+
+    The distance is measured as a share of the range, on the log scale for log-uniform
+    parameters (lr 0.095 in [1e-5, 1e-1] is 0.6% of the four decades from the top, so
+    ``"high"``); an integer at its end (epochs at the cap of 20% of training) is flagged
+    too. Categoricals are never flagged, nor a range with no width, nor names outside
+    ``space`` (fixed hyperparameters such as ``bn_mode``).
+
+    Why (issue 32): a chosen value on a bound of its search space hints that the space or
+    the budget, not the method, limits the tuned figure; the tables show these flags
+    next to each method's held-out objective."""
+    out: dict[str, str] = {}
+    for name, p in space.items():
+        if p.kind not in ("float", "int") or name not in hparams or p.low is None or p.high is None:
+            continue
+        lo, hi, v = float(p.low), float(p.high), float(hparams[name])
+        if p.log:
+            if lo <= 0 or v <= 0:
+                continue
+            lo, hi, v = math.log(lo), math.log(hi), math.log(v)
+        if hi <= lo:
+            continue
+        pos = (v - lo) / (hi - lo)
+        if pos <= tol:
+            out[name] = "low"
+        elif pos >= 1 - tol:
+            out[name] = "high"
+    return out
+
+
 # --------------------------------------------------------------------------- studies
 
 
@@ -789,7 +821,7 @@ def make_entry(result: TuneResult, setup: Setup, rows: pd.DataFrame, seconds: fl
     def r4(x: float) -> float:
         return round(float(x), 5)
 
-    return {
+    return with_derived({
         "dataset": setup.splits.dataset, "model": setup.model, "forget": setup.splits.forget_spec,
         "method": result.method, "hparams": result.hparams,
         "half_hparams": result.half.hparams if result.half else None,
@@ -811,7 +843,19 @@ def make_entry(result: TuneResult, setup: Setup, rows: pd.DataFrame, seconds: fl
         "fingerprint": space_fingerprint(setup, result.method), "splits": setup.splits.fingerprint(),
         "wall_seconds": round(float(seconds), 1),
         **tuned.provenance(),
-    }
+    })
+
+
+def with_derived(entry: Mapping[str, Any]) -> dict:
+    """``entry`` with the fields derived from its recorded ones (issue 32): ``held_out``
+    (:func:`.tuned.held_out` over the rerun seeds that were not tuning seeds; NaN stored as
+    null) and ``at_bound`` (:func:`bound_flags` of ``hparams`` in the method's space at the
+    entry's training epochs). :func:`make_entry` and the backfill of older entries both go
+    through here, so the shipped fields are one formula; nothing trains."""
+    held = tuned.held_out(entry)
+    held = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in held.items()}
+    space = registry.get(entry["method"]).space(int(entry["recipe"]["epochs"]))
+    return {**entry, "held_out": held, "at_bound": bound_flags(space, entry["hparams"])}
 
 
 def half_budget_rows(results: Mapping[str, TuneResult]) -> pd.DataFrame:
@@ -941,5 +985,5 @@ __all__ = [
     "tune_seed", "tune_and_rerun", "tune_grid", "trials_frame", "add_objectives", "ranking",
     "headline", "quiet_optuna", "make_sampler", "select", "Selection", "in_budget", "space_fingerprint",
     "check_held_out", "shipped_entry", "make_entry", "half_budget_rows", "enqueued_trials", "candidates", "warm_entry",
-    "study_tasks", "prepare_tuning", "add_trial_counts", "study_counts",
+    "study_tasks", "prepare_tuning", "add_trial_counts", "study_counts", "bound_flags", "with_derived",
 ]

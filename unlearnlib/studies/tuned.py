@@ -9,6 +9,14 @@ the objective (mean over the tuning seeds and per seed), the half-budget choice
 curve of every study, the rerun over the evaluation seeds, the training recipe, the
 numerics (device, threads; CPU kernels in entries made since they joined the store keys), the package version, the commit and the date.
 
+Each entry also carries two fields derived from the recorded ones (issue 32; written by
+:func:`unlearnlib.studies.hpo.with_derived`, which backfilled the entries made before):
+``held_out``, the rerun objective over the rerun seeds that were not tuning seeds (mean
+and Student's t 95% interval, :func:`held_out`), which is the method's figure (the tuned
+``objective`` is optimistic: the hyperparameters were chosen on those seeds,
+:func:`optimism`), and ``at_bound``, the hyperparameters within 2% of an end of their
+search range (:func:`unlearnlib.studies.hpo.bound_flags`).
+
 An entry applies only where it was made: :func:`lookup` returns it when the
 recipe, the search-space fingerprint (:func:`unlearnlib.studies.hpo.space_fingerprint`:
 space, scaled defaults, objectives, protocol and the method's version) and the splits
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -63,6 +72,39 @@ def lookup(dataset: str, model: str, forget: str, method: str, recipe: Mapping[s
     return entry
 
 
+def held_out(entry: Mapping[str, Any], level: float = 0.95) -> dict[str, Any]:
+    """The entry's objective norm on the rerun seeds that were not tuning seeds:
+    ``{"seeds": [...], "mean", "low", "high"}``, the mean with its Student's t interval at
+    ``level`` (``scipy.stats.t.interval`` with n - 1 degrees of freedom and the standard
+    error of the mean). Bounds are NaN below 2 held-out seeds (the mean too without any);
+    values are rounded like the recorded norms (5 decimals).
+
+    Why held out: the tuned objective was minimised over the tuning seeds, so it is biased
+    low; a rerun on other seeds is an honest estimate of what the chosen hyperparameters give."""
+    from scipy import stats
+
+    tuning = {int(s) for s in entry["tuning_seeds"]}
+    pairs = sorted((int(s), float(v)) for s, v in entry["rerun"].items() if int(s) not in tuning)
+    seeds, values = [s for s, _ in pairs], [v for _, v in pairs]
+    n = len(values)
+    mean = math.fsum(values) / n if n else math.nan
+    low = high = math.nan
+    if n >= 2:
+        sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+        low, high = (mean, mean) if sd == 0 else stats.t.interval(level, n - 1, loc=mean, scale=sd / math.sqrt(n))
+
+    def r5(x: float) -> float:
+        return round(float(x), 5) if math.isfinite(x) else math.nan
+
+    return {"seeds": seeds, "mean": r5(mean), "low": r5(low), "high": r5(high)}
+
+
+def optimism(entry: Mapping[str, Any]) -> float:
+    """Held-out mean minus tuned objective: how much of the tuned figure was the tuning seeds' luck
+    (positive when the choice does worse on seeds it was not chosen on)."""
+    return held_out(entry)["mean"] - float(entry["objective"])
+
+
 def provenance() -> dict[str, Any]:
     """Package version, git commit (with ``+dirty`` for uncommitted changes) and UTC date."""
     from .. import __version__
@@ -90,4 +132,5 @@ def write_entries(entries: Mapping[str, dict], path: Path | str | None = None) -
     return path
 
 
-__all__ = ["TABLE_FORMAT", "TABLE_PATH", "entry_key", "load", "lookup", "provenance", "write_entries"]
+__all__ = ["TABLE_FORMAT", "TABLE_PATH", "entry_key", "load", "lookup", "provenance", "write_entries",
+           "held_out", "optimism"]

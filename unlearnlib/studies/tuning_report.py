@@ -16,8 +16,8 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from .. import methods as registry
-from . import trials
-from .hpo import Setup, TuneResult, add_objectives, shipped_entry
+from . import trials, tuned
+from .hpo import Setup, TuneResult, add_objectives, bound_flags, shipped_entry
 from .tables import method_labels
 
 #: How each source of a chosen trial reads in the chapter.
@@ -35,6 +35,24 @@ def shipped_budget(entry: Mapping | None) -> str:
     return f"{entry['trials_per_seed']} trials x seeds {seeds}"
 
 
+def held_out_text(entry: Mapping | None) -> str:
+    """``"0.0212 [0.0104, 0.0321]"``: an entry's held-out objective (mean and 95% interval over
+    the rerun seeds that were not tuning seeds, :func:`.tuned.held_out`); ``"-"`` without one."""
+    if not entry:
+        return "-"
+    h = tuned.held_out(entry)
+    if math.isnan(h["mean"]):
+        return "-"
+    if math.isnan(h["low"]):
+        return f"{h['mean']:.4f}"
+    return f"{h['mean']:.4f} [{h['low']:.4f}, {h['high']:.4f}]"
+
+
+def bound_text(flags: Mapping[str, str]) -> str:
+    """``"lr (high), epochs (high)"`` from :func:`.hpo.bound_flags`; ``"-"`` when none is flagged."""
+    return ", ".join(f"{k} ({v})" for k, v in flags.items()) or "-"
+
+
 def _name(setup: Setup, key: str) -> str:
     """How the tables name ``key`` on the setup's model (CT on a 1-D CNN: ``ct (1-D extension)``)."""
     return registry.get(key).label(setup.model)
@@ -42,7 +60,10 @@ def _name(setup: Setup, key: str) -> str:
 
 def provenance_table(results: Mapping[str, TuneResult], setup: Setup) -> pd.DataFrame:
     """Per tuned method: where the chosen hyperparameters come from, the shipped entry's budget
-    and date, the trials run here, and the objective on the tuning seeds (full and half budget)."""
+    and date, the trials run here, the objective on the tuning seeds (full and half budget),
+    the shipped entry's held-out objective (mean [95% interval] over its rerun seeds that were
+    not tuning seeds: the method's figure, the tuned one being optimistic) and the chosen
+    hyperparameters that lie at a bound of their search space (:func:`.hpo.bound_flags`)."""
     rows = []
     for key, r in results.items():
         if not r.tuned:
@@ -55,8 +76,37 @@ def provenance_table(results: Mapping[str, TuneResult], setup: Setup) -> pd.Data
             "objective (tuning seeds)": r.selection.objective,
             "objective at half budget": r.half.objective if r.half else math.nan,
             "same at half budget": bool(r.half and r.half.hparams == r.hparams),
+            "held-out objective": held_out_text(entry),
+            "at a bound": bound_text(bound_flags(registry.get(key).space(setup.recipe.epochs), r.hparams)),
         })
     return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+
+
+def shipped_table(dataset: str, model: str, forget: str, path: str | None = None) -> pd.DataFrame:
+    """Every shipped tuned entry of a setting (:mod:`.tuned`), one row per method, sorted by
+    the held-out objective: the budget (trials x tuning seeds), the tuned objective (mean norm
+    over the tuning seeds, where the hyperparameters were chosen, so optimistic), the held-out
+    objective (mean, 95% Student's t interval and number of the rerun seeds that were not
+    tuning seeds: the method's figure), the optimism (held-out minus tuned) and the
+    hyperparameters within 2% of a bound of their search space. Needs no training; an
+    entry is listed whether or not it still applies to the code (:func:`.hpo.shipped_entry`)."""
+    rows = []
+    for e in tuned.load(path).values():
+        if (e["dataset"], e["model"], e["forget"]) != (dataset, model, forget):
+            continue
+        h = tuned.held_out(e)
+        space = registry.get(e["method"]).space(int(e["recipe"]["epochs"]))
+        rows.append({
+            "method": registry.get(e["method"]).label(model), "budget": shipped_budget(e),
+            "tuned objective": float(e["objective"]), "held-out objective": h["mean"],
+            "95% low": h["low"], "95% high": h["high"], "held-out seeds": len(h["seeds"]),
+            "optimism": h["mean"] - float(e["objective"]),
+            "at a bound": bound_text(bound_flags(space, e["hparams"])),
+        })
+    columns = ["method", "budget", "tuned objective", "held-out objective", "95% low", "95% high",
+               "held-out seeds", "optimism", "at a bound"]
+    return (pd.DataFrame(rows, columns=columns).sort_values(["held-out objective", "method"])
+            .set_index("method"))
 
 
 def transfer_table(df: pd.DataFrame, results: Mapping[str, TuneResult]) -> pd.DataFrame:
@@ -142,5 +192,5 @@ def failed_summary(failed: pd.DataFrame) -> pd.DataFrame:
                          "most common reason": g["reason"].agg(lambda x: x.value_counts().index[0])})
 
 
-__all__ = ["provenance_table", "transfer_table", "convergence_frame", "converged", "failed_trials",
+__all__ = ["provenance_table", "shipped_table", "held_out_text", "bound_text", "transfer_table", "convergence_frame", "converged", "failed_trials",
            "failed_summary", "budget_text", "shipped_budget", "SOURCE_TEXT"]
