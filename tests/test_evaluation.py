@@ -133,3 +133,28 @@ def test_class_forgetting_scores_the_retrained_model_best(device):
     assert compare_to_reference(ret, ret)["retdev"] == 0.0
     assert compare_to_reference(orig, ret)["retdev"] > 0.9  # FA 1 against 0 counts in full
     assert compare_to_reference(orig, ret)["indisc_retrained"] < 0.5
+
+
+def test_one_forward_pass_per_split_gives_every_metric_of_the_per_metric_functions():
+    """evaluate_model reads each split's logits once (issue 32: a tuning trial evaluated each
+    split up to four times); every value equals the single-purpose functions' on the same model."""
+    from unlearnlib.data import load_splits
+    from unlearnlib.evaluation import (
+        accuracy,
+        entropy_mia,
+        evaluate_model,
+        indiscernibility,
+        per_sample_loss,
+        population_mia,
+    )
+    from unlearnlib.models import build_model
+
+    splits = load_splits("digits", "random:0.1")
+    model = build_model("small_cnn", splits.input_shape, splits.num_classes, seed=0).to(splits.device)
+    got = evaluate_model(model, splits, seed=3)
+    loss_f, loss_v, loss_t = (per_sample_loss(model, getattr(splits, k)) for k in ("forget", "val", "test"))
+    want = {f"{k}_acc": accuracy(model, getattr(splits, k)) for k in ("retain", "forget", "val", "test")}
+    want.update(mia_val=population_mia(loss_f, loss_v, seed=3), mia_test=population_mia(loss_f, loss_t, seed=3),
+                forget_loss=float(loss_f.mean()), val_loss=float(loss_v.mean()), **entropy_mia(model, splits, seed=3))
+    want["indisc"] = indiscernibility(want["mia_val"])
+    assert got == want

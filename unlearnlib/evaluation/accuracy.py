@@ -19,19 +19,36 @@ def logits(model: nn.Module, split: Split, batch_size: int = 1024) -> torch.Tens
     return out
 
 
+def accuracy_of(z: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of rows whose largest logit in ``z`` is the label ``y`` (NaN for no rows)."""
+    if len(y) == 0:
+        return float("nan")
+    return (z.argmax(1) == y).float().mean().item()
+
+
+def loss_of(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each row of logits ``z`` with label ``y``, on the CPU."""
+    return F.cross_entropy(z, y, reduction="none").cpu()
+
+
+def entropy_of(z: torch.Tensor) -> torch.Tensor:
+    """Prediction entropy -sum_c p_c log p_c of each row of logits ``z``, on the CPU."""
+    logp = torch.log_softmax(z, dim=1)
+    return -(logp.exp() * logp).sum(1).cpu()
+
+
 def accuracy(model: nn.Module, split: Split) -> float:
     """Fraction of ``split`` classified correctly (RA, FA, VA or TA)."""
     if len(split) == 0:
         return float("nan")
-    return (logits(model, split).argmax(1) == split.y).float().mean().item()
+    return accuracy_of(logits(model, split), split.y)
 
 
 def per_sample_loss(model: nn.Module, split: Split) -> torch.Tensor:
     """Cross-entropy of each sample (the population MIA's feature), on the CPU."""
-    return F.cross_entropy(logits(model, split), split.y, reduction="none").cpu()
+    return loss_of(logits(model, split), split.y)
 
 
 def per_sample_entropy(model: nn.Module, split: Split) -> torch.Tensor:
     """Prediction entropy -sum_c p_c log p_c of each sample (nabla-tau's second MIA feature)."""
-    logp = torch.log_softmax(logits(model, split), dim=1)
-    return -(logp.exp() * logp).sum(1).cpu()
+    return entropy_of(logits(model, split))

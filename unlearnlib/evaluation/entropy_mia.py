@@ -14,22 +14,30 @@ import torch
 from torch import nn
 
 from ..data import Split, Splits
-from .accuracy import per_sample_entropy, per_sample_loss
+from .accuracy import entropy_of, logits, loss_of
 from .mia import population_mia
+
+
+def features_of(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(n, 2) CPU tensor from logits ``z`` and labels ``y``: per-sample CE loss and entropy."""
+    return torch.stack([loss_of(z, y), entropy_of(z)], dim=1)
 
 
 def loss_entropy_features(model: nn.Module, split: Split) -> torch.Tensor:
     """(n, 2) CPU tensor: per-sample CE loss and prediction entropy."""
-    return torch.stack([per_sample_loss(model, split), per_sample_entropy(model, split)], dim=1)
+    return features_of(logits(model, split), split.y)
 
 
-def entropy_mia(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str, float]:
+def entropy_mia(model: nn.Module, splits: Splits, seed: int = 0,
+                feats: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
     """Entropy-feature and joint loss+entropy population MIAs, forget vs val and vs test.
 
     Returns ``mia_entropy_val``, ``mia_entropy_test``, ``mia_joint_val`` and
     ``mia_joint_test`` (mean CV accuracies; 0.5 = the attacker is at chance).
+    ``feats`` (split name -> :func:`features_of`) reuses features computed already.
     """
-    feats = {name: loss_entropy_features(model, getattr(splits, name)) for name in ("forget", "val", "test")}
+    if feats is None:
+        feats = {name: loss_entropy_features(model, getattr(splits, name)) for name in ("forget", "val", "test")}
     out: dict[str, float] = {}
     for other in ("val", "test"):
         out[f"mia_entropy_{other}"] = population_mia(feats["forget"][:, 1], feats[other][:, 1], seed=seed)

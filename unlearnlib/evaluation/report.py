@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..data import Splits
-from .accuracy import accuracy, per_sample_loss
-from .entropy_mia import entropy_mia
+from .accuracy import accuracy_of, logits
+from .entropy_mia import entropy_mia, features_of
 from .metrics import indiscernibility, indiscernibility_to, ratios, retdev
 from .mia import population_mia
 
@@ -19,22 +19,25 @@ def evaluate_model(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str,
     ``mia_entropy_val/test`` and the joint loss+entropy ``mia_joint_val/test``.
     ``forget_loss`` and ``val_loss`` are the mean cross-entropies on D_f and D_v:
     nabla-tau's stopping point is forget_loss reaching val_loss (its tau).
+
+    One forward pass per split: every metric of a split reads the same logits (a tuning
+    trial evaluated each split up to four times; issue 32).
     """
-    loss_f = per_sample_loss(model, splits.forget)
-    loss_v = per_sample_loss(model, splits.val)
+    names = ("retain", "forget", "val", "test")
+    z = {k: logits(model, getattr(splits, k)) for k in names if len(getattr(splits, k))}
+    feats = {k: features_of(z[k], getattr(splits, k).y) for k in ("forget", "val", "test")}
+    # contiguous: a strided column sums in another order (the last bit of forget_loss moved)
+    loss_f, loss_v, loss_t = (feats[k][:, 0].contiguous() for k in ("forget", "val", "test"))
     mia_val = population_mia(loss_f, loss_v, seed=seed)
-    mia_test = population_mia(loss_f, per_sample_loss(model, splits.test), seed=seed)
+    mia_test = population_mia(loss_f, loss_t, seed=seed)
     return {
-        "retain_acc": accuracy(model, splits.retain),
-        "forget_acc": accuracy(model, splits.forget),
-        "val_acc": accuracy(model, splits.val),
-        "test_acc": accuracy(model, splits.test),
+        **{f"{k}_acc": accuracy_of(z[k], getattr(splits, k).y) if k in z else float("nan") for k in names},
         "mia_val": mia_val,
         "mia_test": mia_test,
         "indisc": indiscernibility(mia_val),
         "forget_loss": float(loss_f.mean()),
         "val_loss": float(loss_v.mean()),
-        **entropy_mia(model, splits, seed=seed),
+        **entropy_mia(model, splits, seed=seed, feats=feats),
     }
 
 
