@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..store import atomic_write_bytes
-from ..studies.verdicts import FAILS, HOLDS, PUBLISH_ENV, UNTESTED, Verdict, load_published
+from ..studies.verdicts import FAILS, HOLDS, INCONCLUSIVE, PUBLISH_ENV, UNTESTED, Verdict, load_published
 
 #: Colours of the three verdict states on the landing page.
-STATE_COLORS = {HOLDS: "#1a7f37", FAILS: "#cf222e", UNTESTED: "#6e7781"}
+STATE_COLORS = {HOLDS: "#1a7f37", FAILS: "#cf222e", INCONCLUSIVE: "#9a6700", UNTESTED: "#6e7781"}
 HEADLINE = "headline"
 
 
@@ -53,13 +53,15 @@ def dashboard_markdown(verdicts: Sequence[Verdict], chapter_links: Mapping[str, 
     statistic with its 95% interval, seeds, budget, the chapter that computes it) and the
     headline figure when one was published."""
     titles = dict(chapter_titles or {})
-    counts = {s: sum(v.state == s for v in verdicts) for s in (HOLDS, FAILS, UNTESTED)}
+    counts = {s: sum(v.state == s for v in verdicts) for s in (HOLDS, FAILS, INCONCLUSIVE, UNTESTED)}
     lines = ["## What the book found", "",
              f"{len(verdicts)} claims of the source papers, each tested by a chapter of this build: "
-             f"**{counts[HOLDS]} hold**, **{counts[FAILS]} do not hold** and **{counts[UNTESTED]} are not tested at "
-             "this budget** (a verdict needs a 95% bootstrap interval over at least 5 seeds on one side of its "
-             "criterion, and the same answer at half the tuning budget). Each row links to the chapter that "
-             "computes it, where the criterion, the rows and the figures are.", ""]
+             f"**{counts[HOLDS]} hold**, **{counts[FAILS]} do not hold**, **{counts[INCONCLUSIVE]} are inconclusive "
+             f"at this budget** (tested: the interval contains the threshold) and **{counts[UNTESTED]} are not tested "
+             "at this budget** (too few seeds, a failed budget check, or nothing to measure). A verdict needs a 95% "
+             "interval over at least 5 seeds on one side of its criterion, and the same answer at half the tuning "
+             "budget. Each row links to the chapter that computes it, where the criterion, the rows and the "
+             "figures are.", ""]
     if not verdicts:
         lines.append("*No chapter published a verdict in this build.*")
     else:
@@ -70,7 +72,7 @@ def dashboard_markdown(verdicts: Sequence[Verdict], chapter_links: Mapping[str, 
             state = f'<span style="color:{color};font-weight:bold">{html.escape(v.state)}</span>'
             link = chapter_links.get(v.chapter)
             chapter = f"[{_cell(titles.get(v.chapter, v.chapter))}]({link})" if link else _cell(v.chapter)
-            why = f" ({_cell(v.needed)})" if v.state == UNTESTED and v.needed else ""
+            why = f" ({_cell(v.needed)})" if v.state in (INCONCLUSIVE, UNTESTED) and v.needed else ""
             lines.append(f"| {_cell(v.claim)} | {_cell(v.source)} | {state}{why} | {_cell(v.statistic)}: "
                          f"{_interval(v)} | {v.n_seeds} | {_cell(v.budget)} | {chapter} |")
     if figure_json:

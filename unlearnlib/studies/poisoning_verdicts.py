@@ -1,5 +1,5 @@
 """Pawelczyk et al. 2024's two findings as computed verdicts (holds / does not hold /
-not tested at this budget), with the machinery of :mod:`unlearnlib.studies.verdicts`,
+inconclusive / not tested at this budget), with the machinery of :mod:`unlearnlib.studies.verdicts`,
 over paired seeds (every method and attack of a seed together), at least 5 seeds.
 
 All statistics use the rows at the largest compute budget and, per attack, the
@@ -66,6 +66,7 @@ from .verdicts import (
     MIN_SEEDS,
     Evidence,
     Ratio,
+    UNTESTED,
     Tables,
     Verdict,
     decide,
@@ -302,6 +303,7 @@ def poisoning_verdicts(df: pd.DataFrame, setting: str = "", chapter: str = "pois
         v = decide(claim, PAWELCZYK, chapter, criterion, statistic, threshold,
                    Evidence("inconclusive", np.nan, np.nan, np.nan, t.n_seeds), None, budget)
         if t.n_seeds >= MIN_SEEDS:
+            v.state = UNTESTED
             v.reason = "no attack opened a gap between the original and the retrained model"
             v.needed = "an attack that works on this model (more poisons, a stronger trigger)"
         out.append(v)

@@ -1,7 +1,9 @@
 """Verdicts the budget can support: every claim the book tests, computed from result rows.
 
-A claim is ``holds``, ``does not hold`` or ``not tested at this budget``, by a criterion
-written next to it:
+A claim is ``holds``, ``does not hold``, ``inconclusive at this budget`` (it was tested:
+the interval contains the threshold) or ``not tested at this budget`` (too few seeds, a
+budget check that failed, or nothing to measure: e.g. no gap between the original and
+the retrained model), by a criterion written next to it:
 
 - **Uncertainty over seeds.** The claim's statistic is computed from the per-seed rows
   and its 95% interval from a paired bootstrap over seeds (seeds are resampled with
@@ -19,8 +21,8 @@ written next to it:
   trials, :func:`unlearnlib.studies.hpo.in_budget`) gives the same verdict, unless more
   tuning can only push the claim further the way it already went (``decide``'s
   ``tuning_moves``); otherwise the search had not converged far enough to tell.
-- A ``not tested at this budget`` verdict names what would test it: the seeds that would
-  decide it with 80% power (:func:`seeds_needed`) or more trials.
+- An ``inconclusive`` or ``not tested`` verdict names what would decide it: the seeds that
+  would decide it with 80% power (:func:`seeds_needed`) or more trials.
 
 Utility constraint: a method whose mean test accuracy is more than :data:`UTILITY`
 below the retrained model's cannot be "best" or "close to retraining": a destroyed
@@ -43,8 +45,9 @@ import pandas as pd
 
 from .tables import method_labels
 
-HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested at this budget"
-STATES = (HOLDS, FAILS, UNTESTED)
+HOLDS, FAILS = "holds", "does not hold"
+INCONCLUSIVE, UNTESTED = "inconclusive at this budget", "not tested at this budget"
+STATES = (HOLDS, FAILS, INCONCLUSIVE, UNTESTED)
 #: Fewest seeds that can test a claim.
 MIN_SEEDS = 5
 #: A method may lose at most this much test accuracy against retraining (absolute).
@@ -377,7 +380,7 @@ def decide(claim: str, source: str, chapter: str, criterion: str, statistic: str
     half budget says; any other is demoted when the half budget disagrees."""
     if tuning_moves not in (None, HOLDS, FAILS):
         raise ValueError(f"tuning_moves must be None, {HOLDS!r} or {FAILS!r}; got {tuning_moves!r}.")
-    half_state = None if half is None else (half.state if half.state != "inconclusive" else UNTESTED)
+    half_state = None if half is None else (half.state if half.state != "inconclusive" else INCONCLUSIVE)
     base = dict(claim=claim, source=source, chapter=chapter, criterion=criterion, statistic=statistic,
                 estimate=full.estimate, low=full.low, high=full.high, n_seeds=full.n_seeds, budget=budget,
                 half_state=half_state)
@@ -386,7 +389,7 @@ def decide(claim: str, source: str, chapter: str, criterion: str, statistic: str
                        needed=f"at least {MIN_SEEDS} seeds")
     if full.state == "inconclusive":
         n = seeds_needed(full, threshold)
-        return Verdict(**base, state=UNTESTED, reason="the interval contains the threshold",
+        return Verdict(**base, state=INCONCLUSIVE, reason="the interval contains the threshold",
                        needed=f"about {n} seeds (for {POWER:.0%} power)" if n
                        else "many more seeds (the estimate sits on the threshold)")
     if half is not None and half.state != full.state and full.state != tuning_moves:
@@ -844,7 +847,7 @@ def load_published(folder: str) -> list[Verdict]:
 
 
 __all__ = [
-    "HOLDS", "FAILS", "UNTESTED", "STATES", "MIN_SEEDS", "UTILITY", "Evidence", "Verdict", "seed_bootstrap",
+    "HOLDS", "FAILS", "INCONCLUSIVE", "UNTESTED", "STATES", "MIN_SEEDS", "UTILITY", "Evidence", "Verdict", "seed_bootstrap",
     "side", "evidence", "decide", "seeds_needed", "pivot", "grid_tables", "method_means", "ranks", "ranking_table", "rank_of", "baseline_margin", "t_scale", "INTERVALS", "deep_unlearn_verdicts",
     "nabla_tau_verdicts", "carried_baselines", "nt_ratio", "nt_margin", "nt_gap", "closeness",
     "nt_forgets_evidence", "nt_no_tuning_evidence", "Ratio", "abs_bounds", "Resampled", "resample", "tails", "boot_size", "extreme_evidence",
