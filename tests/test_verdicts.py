@@ -259,3 +259,15 @@ def test_the_absolute_value_of_a_noisy_mean_is_not_read_as_a_floor():
     r = V.resample(t, {"a": lambda m, tb: m["x"][:, 0]})["a"]
     lo, hi = r.abs_bounds(0.025)
     assert abs(r.estimate) > 0 and lo == 0.0 and hi >= abs(r.estimate)
+
+
+def test_a_verdict_keeps_its_threshold_and_side_through_publishing(tmp_path):
+    """The landing page draws each claim against its own threshold: the verdict records it
+    and the side on which the claim holds, and publishing keeps both."""
+    v = by_claim(V.deep_unlearn_verdicts(grid(GOOD), None, "b"))["NG+"]
+    assert v.threshold == 0.0 and v.holds_above is True
+    weak = by_claim(V.deep_unlearn_verdicts(grid(GOOD), None, "b"))["GA"]
+    assert weak.holds_above is True  # GA and SRL rank low: holds above the rank threshold
+    V.publish([v, weak], "methods", str(tmp_path))
+    back = {w.claim: w for w in V.load_published(str(tmp_path))}
+    assert back[v.claim].threshold == 0.0 and back[v.claim].holds_above is True

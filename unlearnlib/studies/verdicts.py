@@ -64,13 +64,15 @@ REFERENCES = ("original", "retrain")
 
 @dataclass
 class Evidence:
-    """One analysis at one budget: ``state`` in holds / does not hold / inconclusive."""
+    """One analysis at one budget: ``state`` in holds / does not hold / inconclusive;
+    ``holds_above``: whether the claim holds above its threshold (None: not recorded)."""
 
     state: str
     estimate: float
     low: float
     high: float
     n_seeds: int
+    holds_above: bool | None = None
 
 
 @dataclass
@@ -91,6 +93,10 @@ class Verdict:
     half_state: str | None
     reason: str
     needed: str | None = None
+    #: The criterion's threshold and the side on which the claim holds (a forest plot draws
+    #: each claim against its own threshold); None in verdicts published before they were kept.
+    threshold: float | None = None
+    holds_above: bool | None = None
 
     def row(self) -> dict:
         return asdict(self)
@@ -203,7 +209,7 @@ def evidence(tables: Tables, stat: Stat, threshold: float, holds_above: bool = T
     est, lo, hi = seed_bootstrap(tables, stat)
     if math.isfinite(lo) and math.isfinite(hi):
         lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
-    return Evidence(side(lo, hi, threshold, holds_above), est, lo, hi, tables.n_seeds)
+    return Evidence(side(lo, hi, threshold, holds_above), est, lo, hi, tables.n_seeds, holds_above)
 
 
 # --------------------------------------------------------------------------- several comparisons at once
@@ -339,12 +345,12 @@ def extreme_evidence(components: Mapping, low: Callable, high: Callable, reduce:
     one-sided bounds with ``tail`` beyond them; the tails follow :func:`tails`, so each
     side of the interval of the extreme keeps its (1 - level) / 2 error whatever m is."""
     if not components:
-        return Evidence("inconclusive", math.nan, math.nan, math.nan, n_seeds)
+        return Evidence("inconclusive", math.nan, math.nan, math.nan, n_seeds, holds_above)
     tl, th = tails(len(components), reduce, level)
     agg = min if reduce == "min" else max
     lo = agg(low(c, tl) for c in components.values())
     hi = agg(high(c, th) for c in components.values())
-    return Evidence(side(lo, hi, threshold, holds_above), estimate, float(lo), float(hi), n_seeds)
+    return Evidence(side(lo, hi, threshold, holds_above), estimate, float(lo), float(hi), n_seeds, holds_above)
 
 
 #: The power a "seeds needed" estimate targets.
@@ -383,7 +389,7 @@ def decide(claim: str, source: str, chapter: str, criterion: str, statistic: str
     half_state = None if half is None else (half.state if half.state != "inconclusive" else INCONCLUSIVE)
     base = dict(claim=claim, source=source, chapter=chapter, criterion=criterion, statistic=statistic,
                 estimate=full.estimate, low=full.low, high=full.high, n_seeds=full.n_seeds, budget=budget,
-                half_state=half_state)
+                half_state=half_state, threshold=float(threshold), holds_above=full.holds_above)
     if full.n_seeds < MIN_SEEDS:
         return Verdict(**base, state=UNTESTED, reason=f"{full.n_seeds} seed(s); a claim needs at least {MIN_SEEDS}",
                        needed=f"at least {MIN_SEEDS} seeds")
@@ -723,7 +729,7 @@ def ranking_transfer_verdicts(df_a: pd.DataFrame, df_b: pd.DataFrame, name_a: st
     draws = np.array([kendalltau(x, y).statistic for x, y in zip(a, b, strict=True)], float)
     lo, hi = np.clip(interval_from_draws(est, draws, min(ta.n_seeds, tb.n_seeds)), -1.0, 1.0)  # tau's range
     lo, hi = float(lo), float(hi)
-    ev = Evidence(side(lo, hi, 0.0), est, lo, hi, min(ta.n_seeds, tb.n_seeds))
+    ev = Evidence(side(lo, hi, 0.0), est, lo, hi, min(ta.n_seeds, tb.n_seeds), True)
     return [decide(
         f"Method rankings carry over from {name_a} to {name_b}", BOOK_TEXT, chapter,
         f"Kendall's tau between the quality rankings (objective norm; methods losing more than {UTILITY:.0%} test "
