@@ -377,11 +377,77 @@ def test_intervals_are_the_percentile_half_widths_stretched_by_t_scale():
     assert sc._interval(np.r_[0.99, np.linspace(0.96, 1.0, 41)], 5, bounds=(0, 1))[1] == 1.0
 
 
-def test_the_verdict_counts_are_clipped_to_the_number_of_methods():
-    # est 1 method of 2, draws 0..2: the t-scaled stretch (1 -/+ 1.58) passes both ends
-    stat = np.r_[1.0, np.repeat([0.0, 1.0, 2.0], 20)]
-    ev = sc._evidence(stat, _mia_draws(*np.zeros((3, 61))), 0.5, True, n_methods=2)
-    assert (ev.low, ev.high) == (0.0, 2.0) and ev.state == "inconclusive" and ev.n_seeds == 5
+def _score_draws(per_method: dict[str, dict[str, tuple[float, float]]], n_seeds: int = 5,
+                 n_boot: int = 40) -> tuple[sc.Draws, sc.Reading]:
+    """Draws whose scores are given directly: the references read 0 and 1 in every draw, so
+    a method's value is its score; ``per_method[m][test] = (estimate, w)``: draw 0 the
+    estimate, the resamples the estimate + ``n_boot`` evenly spaced offsets in [-w, w]."""
+    methods = ["original", "retrain", *per_method]
+    tests = list(dict.fromkeys(k for v in per_method.values() for k in v))
+    B1 = n_boot + 1
+    vals = {}
+    for k in tests:
+        cols = [np.zeros(B1), np.ones(B1)]
+        for m in per_method:
+            est, w = per_method[m][k]
+            cols.append(np.r_[est, est + np.linspace(-w, w, n_boot)])
+        vals[k] = np.c_[tuple(cols)]
+    ta = np.full((B1, len(methods)), 0.9)
+    d = sc.Draws(methods, vals, ta, np.full((B1, len(methods)), np.nan), n_seeds, 0, 0)
+    return d, sc.classify(sc.scores(d), sc.utility_mask(ta, 1), methods)
+
+
+def test_the_count_intervals_run_from_certain_to_possible_methods():
+    # honest: like retraining on both tests (certainly passes both); shallow: passes the
+    # loss-MIA, fails relearning clearly; edge: 0.85 on the MIA, whose interval crosses 0.8
+    # (undecided), relearning passed; maybe: undecided MIA, relearning failed clearly
+    d, r = _score_draws({"honest": {"mia_test": (1.0, 0.05), "relearn_acc": (1.0, 0.05)},
+                         "shallow": {"mia_test": (1.0, 0.05), "relearn_acc": (0.3, 0.05)},
+                         "edge": {"mia_test": (0.85, 0.05), "relearn_acc": (1.0, 0.05)},
+                         "maybe": {"mia_test": (0.85, 0.05), "relearn_acc": (0.3, 0.05)}})
+    inside, outside = sc.certain_readings(d, r, sc.ALPHA / 4)
+    assert inside[2:].tolist() == [[True, True], [True, False], [False, True], [False, False]]
+    assert outside[2:].tolist() == [[False, False], [False, True], [False, False], [False, True]]
+    # every test: honest for certain, edge possibly (shallow and maybe fail relearning)
+    assert sc.every_test_bounds(d, r) == (1.0, 2.0)
+    # false sense: shallow for certain, maybe possibly (edge passes relearning for certain)
+    assert sc.false_sense_bounds(d, r) == (1.0, 2.0)
+    false, none = sc.scorecard_verdicts(d, r, "constructed")
+    assert (false.estimate, false.low, false.high, false.state) == (2.0, 1.0, 2.0, vd.HOLDS)
+    assert (none.estimate, none.low, none.high, none.state) == (2.0, 1.0, 2.0, vd.FAILS)
+    assert "corrected for the number of tests and methods" in none.criterion
+
+
+def test_a_failure_outside_only_at_the_uncorrected_tail_is_not_certain_among_6_tests():
+    # "near" passes five tests for certain (no spread) and reads 0.6 on forget accuracy, whose
+    # upper bound lies below 0.8 at 2.5% but not at 2.5% / 6: one of six tests that could
+    # each fail it by chance is not a certain failure, so "no method passes every test"
+    # cannot hold; with forget accuracy as the only test it is certain
+    six = ("forget_acc", "retdev", "mia_test", "mia_entropy_test", "relearn_acc", "l2_to_retrained")
+    near = {k: (1.0, 0.0) for k in six} | {"forget_acc": (0.6, 0.11)}
+    d, r = _score_draws({"near": near}, n_boot=400)
+    x = d.values["forget_acc"][:, 2]
+    assert sc.score_bounds(x, 5, sc.ALPHA)[1] < 1 - sc.TOL < sc.score_bounds(x, 5, sc.ALPHA / 6)[1]
+    assert sc.certain_readings(d, r, sc.ALPHA)[1][2].tolist() == [True] + [False] * 5
+    assert sc.every_test_bounds(d, r) == (0.0, 1.0)
+    assert sc.scorecard_verdicts(d, r, "constructed")[1].state != vd.HOLDS
+    d1, r1 = _score_draws({"near": {"forget_acc": (0.6, 0.11)}}, n_boot=400)
+    assert sc.every_test_bounds(d1, r1) == (0.0, 0.0)   # below 1/2: "none passes" holds
+
+
+def test_score_bounds_are_resampled_bounds_and_extrapolate_below_the_draws_resolution():
+    x = np.r_[0.5, 0.4 + 0.005 * np.arange(41)]   # 41 draws 0.40..0.60 around 0.5
+    r = vd.Resampled(0.5, x[1:], 5)
+    assert sc.score_bounds(x, 5, 0.025) == pytest.approx((r.bound(0.025, False), r.bound(0.025, True)))
+    # 0.025 / 6 lies below 1 / 41: read at 1 / 41, stretched by the ratio of t_4 quantiles
+    from scipy.stats import t
+
+    c = t.ppf(1 - 0.025 / 6, 4) / t.ppf(1 - 1 / 41, 4)
+    lo, hi = r.bound(1 / 41, False), r.bound(1 / 41, True)
+    assert sc.score_bounds(x, 5, 0.025 / 6) == pytest.approx((0.5 - c * (0.5 - lo), 0.5 + c * (hi - 0.5)))
+    # the estimate lies within its bounds even where every draw lies on one side of it
+    assert sc.score_bounds(np.r_[0.3, np.linspace(0.4, 0.6, 40)], 5, 0.025)[0] == 0.3
+    assert all(map(math.isnan, sc.score_bounds(x, 1, 0.025)))
 
 
 def test_a_gap_the_percentile_interval_resolves_is_unresolved_at_5_seeds():

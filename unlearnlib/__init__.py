@@ -21,10 +21,12 @@ import torch  # noqa: E402
 torch.backends.cudnn.deterministic = True
 torch.backends.cudnn.benchmark = False
 
-from .numerics import default_threads  # noqa: E402
+from .numerics import apply_thread_rule  # noqa: E402
 
 # One intra-op thread per process unless UNLEARNLIB_THREADS says otherwise (see
 # numerics.default_threads); the count is part of every store key (numerics.numerics).
-torch.set_num_threads(default_threads())
+# A bad value does not fail the import: numerics.check_threads raises it (the command
+# line's first step), and so does every store key.
+apply_thread_rule()
 
 __version__ = "0.1.0"

@@ -10,6 +10,11 @@
 processes: ``--workers N`` local ones (default: ``$UNLEARNLIB_WORKERS``, else one per core;
 1 = serially in this process) or ``--scheduler ADDRESS``, an existing Dask scheduler
 (default ``$UNLEARNLIB_SCHEDULER``); see :mod:`unlearnlib.studies.executors`.
+
+Bad input is one line (``unlearnlib: error: ...``, exit 2) before anything trains: an
+option given an empty value (``--store ''`` would otherwise mean the default store), a
+method named twice, a ``--table`` that is not a JSON tuned table, a store folder the run
+would write that cannot be written, a bad ``$UNLEARNLIB_THREADS``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from . import methods as registry
@@ -37,13 +43,90 @@ def _parse_hparams(text: str | None) -> dict | None:
                          'object of method keys to objects, e.g. \'{"ft": {"lr": 0.01}}\'.') from None
 
 
-def _store(args: argparse.Namespace):
-    """The store of ``--store`` (else the default), checked to be writable before anything runs."""
+#: The store folders ``run`` writes (entry kinds; ``datasets``: the generated-dataset cache),
+#: and those ``tune`` writes (``optuna``: the studies' journals).
+RUN_FOLDERS = ("models", "results", "reference", "datasets")
+TUNE_FOLDERS = (*RUN_FOLDERS, "optuna")
+
+
+def _store(args: argparse.Namespace, folders: tuple[str, ...] = RUN_FOLDERS):
+    """The store of ``--store`` (else the default), checked to be writable before anything
+    runs: its root and lock folder (:meth:`~unlearnlib.store.Store.check_writable`) and every
+    folder of ``folders`` that is there (:func:`_check_store_folders`)."""
     from .store import Store
 
-    store = Store(args.store) if args.store else Store()
+    store = Store(args.store) if args.store is not None else Store()
     store.check_writable()
+    _check_store_folders(store, folders)
     return store
+
+
+def _check_store_folders(store, folders: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` (one line) when a store folder the command will write is there but
+    cannot be written (read-only), which would otherwise fail the run only after training.
+    Something else in a folder's place (a file, a symlink loop) is moved aside by the store
+    now (:meth:`~unlearnlib.store.Store.path_for`: its first contact, which would otherwise
+    come mid-run), with its warning. A folder that is not there is made when
+    needed, in the root that ``check_writable`` checked."""
+    from .store import probe_writable
+
+    for kind in folders:
+        folder = store.root / kind
+        if os.path.lexists(folder) and not folder.is_dir():
+            store.path_for(kind, "check")  # moves it aside (a warning: one line, see main) and makes the folder
+        if folder.is_dir():
+            try:
+                probe_writable(folder)
+            except OSError as e:
+                raise ValueError(f"Store folder {folder} cannot be written ({e.strerror or e}), so the run would "
+                                 "fail after training; make it writable or pass another --store.") from None
+
+
+def _method_keys(text: str, option: str, what: str) -> list[str]:
+    """The method keys of ``--methods``/``--method``; ``ValueError`` for a key named twice."""
+    keys = registry.parse_methods(text)
+    for i, key in enumerate(keys):
+        if key in keys[:i]:
+            raise ValueError(f"{option} names {key!r} twice ({text!r}): {what}; give each method once "
+                             "(a repeated seed is refused for the same reason).")
+    return keys
+
+
+def _check_table(args: argparse.Namespace) -> None:
+    """``tune --ship``'s table: a ``.json`` file (the table is JSON), a tuned table if it is
+    there, in a folder that can be written; ``--table`` without ``--ship`` is refused (nothing
+    would be written). All before anything is tuned."""
+    from .store import probe_writable, writable_error
+    from .studies import tuned
+
+    if args.table is not None and not args.ship:
+        raise ValueError(f"--table {args.table} names the table that --ship writes, but --ship is not given "
+                         "(nothing would be written); add --ship or leave --table out.")
+    if not args.ship:
+        return
+    path = Path(args.table) if args.table is not None else tuned.TABLE_PATH
+    if path.suffix.lower() != ".json":
+        raise ValueError(f"--table {path}: the tuned-hyperparameter table is JSON, so its name must end in "
+                         f".json (got {path.suffix or 'no suffix'!r}).")
+    if path.is_dir():
+        raise ValueError(f"--table {path} is a folder; give a .json file.")
+    tuned.load(path)  # a file that is there must be a tuned table (one line naming it)
+    try:
+        probe_writable(path.parent)
+    except OSError as e:
+        raise writable_error("The folder of --table", path.parent, e) from None
+
+
+def _refuse_empty(args: argparse.Namespace) -> None:
+    """``ValueError`` for an option given an empty value: ``--store ''``, ``--out ''``,
+    ``--rerun-seeds ''``... would otherwise mean the default (another store, no file, the
+    tuning seeds) without a word."""
+    parser = getattr(args, "_parser", None)
+    for action in parser._actions if parser is not None else ():
+        value = getattr(args, action.dest, None)
+        if action.option_strings and isinstance(value, str) and not value.strip():
+            option = max(action.option_strings, key=len)
+            raise ValueError(f"{option} is empty: give a value or leave the option out. {option}: {action.help}.")
 
 
 def _executor(args: argparse.Namespace):
@@ -57,13 +140,14 @@ def _executor(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     from .studies.experiment import check_out, format_summary, run_grid, write_rows
 
+    keys = _method_keys(args.methods, "--methods", "each method gives one row per seed, so its rows would repeat")
     hparams = _parse_hparams(args.hparams)
-    out = check_out(args.out) if args.out else None  # before the grid: a bad --out wastes no training
-    store = _store(args)
+    out = check_out(args.out) if args.out is not None else None  # before the grid: a bad --out wastes no training
+    store = _store(args, RUN_FOLDERS)
     start = time.perf_counter()
     with _executor(args) as ex:
         df = run_grid(
-            dataset=args.dataset, model=args.model, methods=args.methods, seeds=args.seeds,
+            dataset=args.dataset, model=args.model, methods=keys, seeds=args.seeds,
             forget=args.forget, epochs=args.epochs, data_root=args.data_root, device=args.device,
             hparams=hparams, store=store, show_progress=not args.quiet, executor=ex,
         )
@@ -96,13 +180,14 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from .studies.experiment import parse_seeds
 
-    keys = registry.parse_methods(args.method)
+    keys = _method_keys(args.method, "--method", "it would be tuned twice")
     parse_seeds(args.seeds)
-    if args.rerun_seeds:
+    if args.rerun_seeds is not None:
         parse_seeds(args.rerun_seeds)
     if args.trials < 1:
         raise ValueError(f"--trials must be a positive integer; got {args.trials}.")
-    store = _store(args)
+    _check_table(args)
+    store = _store(args, TUNE_FOLDERS)
     with _executor(args) as ex:
         return _tune(args, keys, store, ex)
 
@@ -119,7 +204,7 @@ def _tune(args: argparse.Namespace, keys: list[str], store, ex) -> int:
         setup = Setup.create(args.dataset, args.model, args.forget, args.epochs, args.device,
                              args.data_root, store, show_progress=not args.quiet)
     check_model_fits(setup.model, setup.splits)
-    rerun_seeds = args.rerun_seeds or args.seeds
+    rerun_seeds = args.rerun_seeds if args.rerun_seeds is not None else args.seeds
     # every method's studies on the workers at once (nothing on the serial executor)
     ran = prepare_tuning(ex, setup, keys, args.seeds, args.trials, rerun_seeds, warm_start=args.warm_start,
                          parallel_trials=args.parallel_trials, show_progress=not args.quiet)
@@ -229,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="write rows to a .parquet or .csv file")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     _executor_options(r)
-    r.set_defaults(fn=_cmd_run)
+    r.set_defaults(fn=_cmd_run, _parser=r)
 
     m = sub.add_parser("methods", help="list registered methods and hyperparameters")
     m.set_defaults(fn=_cmd_methods)
@@ -258,30 +343,52 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run one study's trials on several workers at once (faster; reproducible only in "
                         "NSGA-III's first generation). Default: one worker per study, studies side by side, "
                         "exactly the serial search")
-    t.set_defaults(fn=_cmd_tune)
+    t.set_defaults(fn=_cmd_tune, _parser=t)
 
     b = sub.add_parser("book", help="execute the notebooks and build the HTML book")
     b.add_argument("--profile", default="quick", help="quick | full | test (book/profiles.yml)")
     b.add_argument("--root", default=".", help="project root holding _config.yml")
     _executor_options(b)
-    b.set_defaults(fn=_cmd_book)
+    b.set_defaults(fn=_cmd_book, _parser=b)
 
     be = sub.add_parser("bench", help="run benchmarks/NAME.py")
     be.add_argument("name")
     be.add_argument("extra", nargs=argparse.REMAINDER)
     be.add_argument("--root", default=".")
-    be.set_defaults(fn=_cmd_bench)
+    be.set_defaults(fn=_cmd_bench, _parser=be)
     return p
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> "contextlib.AbstractContextManager[None]":
+    """Print warnings (a corrupt store entry or folder moved aside, a damaged Optuna journal)
+    as one line each, ``unlearnlib: warning: ...``, without the file and source line Python
+    adds. Only the printing changes: a caller recording warnings still records them."""
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        return f"unlearnlib: warning: {message}\n"
+
+    old = warnings.formatwarning
+    warnings.formatwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = old
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a command. Bad input (``ValueError``, missing data) prints one line and exits 2,
-    before anything trains; a file that cannot be written (``OSError``), a failed
-    notebook or book build, or units that failed on the workers (the others finished)
-    print their message and exit 1; Ctrl-C prints one line and exits 130."""
+    """Run a command. Bad input (``ValueError``, missing data, a bad ``$UNLEARNLIB_THREADS``,
+    an option given an empty value) prints one line and exits 2, before anything trains; a
+    file that cannot be written (``OSError``), a failed notebook or book build, or units
+    that failed on the workers (the others finished) print their message and exit 1;
+    Ctrl-C prints one line and exits 130."""
+    from .numerics import check_threads
+
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
+        check_threads()
+        _refuse_empty(args)
+        with _one_line_warnings():
+            return args.fn(args)
     except KeyboardInterrupt:
         print("unlearnlib: interrupted (nothing half-written is left in the store)", file=sys.stderr)
         return 130

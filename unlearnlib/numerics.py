@@ -36,6 +36,36 @@ def default_threads() -> int:
     return n
 
 
+#: The error of a bad ``$UNLEARNLIB_THREADS`` at import (:func:`apply_thread_rule`), else None.
+_THREADS_ERROR: ValueError | None = None
+
+
+def apply_thread_rule() -> None:
+    """Set torch's intra-op threads to :func:`default_threads` (``import unlearnlib`` calls it).
+
+    A bad ``$UNLEARNLIB_THREADS`` (``0``, ``-1``, ``abc``) does not fail the import, which
+    would print a traceback for every command, ``unlearnlib --help`` included: the threads
+    are left as they are and the error is kept, raised by :func:`check_threads` (the
+    command line's first step: one line, exit 2) and by :func:`numerics` (so nothing is
+    computed or stored while the setting is bad)."""
+    global _THREADS_ERROR
+    try:
+        n = default_threads()
+    except ValueError as e:
+        _THREADS_ERROR = e
+        return
+    _THREADS_ERROR = None
+    torch.set_num_threads(n)
+
+
+def check_threads() -> None:
+    """Raise the ``ValueError`` of a bad ``$UNLEARNLIB_THREADS`` (now, or when unlearnlib was
+    imported, which is what set torch's threads)."""
+    if _THREADS_ERROR is not None:
+        raise ValueError(str(_THREADS_ERROR))
+    default_threads()
+
+
 def numerics(device: torch.device | str) -> dict:
     """What besides the inputs changes a run's floating-point results: the device type; on
     the CPU torch's intra-op thread count (reductions split differently: a 1-thread and a
@@ -44,7 +74,8 @@ def numerics(device: torch.device | str) -> dict:
     epochs of mnist1d/cnn1d on one machine, forced to AVX2 with ``ATEN_CPU_CAPABILITY``,
     end up to 1.3e-3 apart in a weight); on CUDA the GPU model. Part of every store key,
     so a store filled on two machines, or by cluster nodes of two CPU kinds, never mixes
-    their numbers."""
+    their numbers. Raises the ``ValueError`` of a bad ``$UNLEARNLIB_THREADS`` (:func:`check_threads`)."""
+    check_threads()
     device = torch.device(device)
     if device.type == "cuda":
         return {"device": "cuda", "gpu": torch.cuda.get_device_name(device)}

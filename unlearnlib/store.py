@@ -11,7 +11,8 @@ Every entry carries its kind, its key, its spec and a SHA-256 hash of its conten
 
 - an entry that cannot be decoded, or whose content no longer matches its hash
   (truncated, emptied, flipped or random bytes, an edited value), is moved aside
-  to ``<entry>.corrupt`` with a warning naming its path, and is recomputed;
+  to ``<entry>.corrupt`` (``<entry>.corrupt.N`` when that is taken) with a warning
+  naming its path, and is recomputed;
 - an entry whose stored key or spec is not the one asked for (a file copied or
   moved over another) raises :class:`EntryMismatchError` naming both keys; the
   file is moved aside too, so the next run recomputes it;
@@ -23,9 +24,32 @@ and fsynced, then renamed over the target (``os.replace``), with the permissions
 the umask gives (not ``mkstemp``'s private 0600), so a store can be shared by a
 team or by cluster workers. A killed run leaves at most a temporary file, never
 a half-written entry; temporary files of dead processes of this host are swept
-on the next write into their folder. A computation holds a lock per key (a file
-under ``<root>/.locks``), so two processes asking for the same missing entry
-compute it once: the second waits, then reads the first's entry.
+on the next write into their folder.
+
+Whatever is at an entry's path that is not a readable regular file -- a directory,
+a FIFO, a socket, a device, a symlink loop, a dangling symlink, a file this user
+cannot read -- is treated as corrupt: it is never opened (a FIFO would block the
+read), it is moved aside to a free name (``<entry>.corrupt``, else
+``<entry>.corrupt.1``, ...; an older moved-aside file is never replaced) with a
+warning naming it and what it is, listed in :attr:`Store.corrupt`, and the entry is
+recomputed. A kind folder (``<root>/<kind>``) that is not a folder (a file, a
+symlink loop such as ``results -> results``, a dangling symlink) is moved aside the
+same way and made again.
+
+A computation holds a lock per key (``fcntl.flock`` on a file under
+``<root>/.locks``, which the kernel frees when its holder dies), so two processes
+asking for the same missing entry compute it once: the second waits, then reads the
+first's entry. The holder writes its pid, host and start time into the lock file and
+touches it every :data:`LOCK_HEARTBEAT` seconds. A waiter says once, after
+:data:`LOCK_NOTICE_AFTER` seconds, whose lock it waits for, and gives up with
+:class:`LockTimeoutError` when the holder has shown no sign of life for
+``$UNLEARNLIB_LOCK_TIMEOUT`` seconds (default :data:`DEFAULT_LOCK_TIMEOUT`; or
+``Store(lock_timeout=...)``): a holder stopped with SIGSTOP or Ctrl-Z never makes a
+run hang silently, while a live holder computing for hours is waited for. A store
+whose lock files cannot be created (``.locks`` is a file or a symlink loop, a lock
+path is a folder, a read-only store) stops the run with one line
+(:class:`StoreLockError`; :meth:`Store.check_writable` checks the lock folder
+before anything runs) instead of computing unlocked.
 """
 
 from __future__ import annotations
@@ -34,11 +58,16 @@ import errno
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
 import socket
+import stat
+import sys
 import tempfile
+import threading
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,14 +84,36 @@ ENTRY_FORMAT = 2
 MIN_FREE_BYTES = 1 << 20
 #: Kinds that hold files managed outside the entry API (:meth:`Store.path_for`).
 FOREIGN_KINDS = ("optuna", "poisons")
+#: Environment variable: seconds a waiter waits for a lock whose holder shows no sign of
+#: life (a holder stopped with SIGSTOP or Ctrl-Z) before giving up; ``inf`` waits forever.
+LOCK_TIMEOUT_ENV = "UNLEARNLIB_LOCK_TIMEOUT"
+#: Default of :data:`LOCK_TIMEOUT_ENV` (seconds).
+DEFAULT_LOCK_TIMEOUT = 600.0
+#: A waiter says whose lock it waits for after this many seconds (or half its timeout).
+LOCK_NOTICE_AFTER = 5.0
+#: Seconds between the touches of a held lock file (its holder's sign of life).
+LOCK_HEARTBEAT = 1.0
 
 
 class EntryMismatchError(ValueError):
     """A store entry holds the content of another key (copied or moved over it)."""
 
 
+class StoreLockError(OSError):
+    """A lock of the store cannot be created (its folder or file is in the way or not
+    writable): the run stops instead of computing unlocked."""
+
+
+class LockTimeoutError(StoreLockError, TimeoutError):
+    """Waiting for a lock gave up: its holder showed no sign of life for the lock timeout."""
+
+
 class _Corrupt(Exception):
     """Internal: an entry that cannot be decoded or fails its hash."""
+
+
+class _NotAFile(_Corrupt):
+    """Internal: something that is not a readable regular file is at an entry's path."""
 
 
 def default_root() -> Path:
@@ -213,6 +264,308 @@ def writable_error(what: str, folder: Path | str, e: OSError) -> ValueError:
            errno.EEXIST: "a file is in the way"}.get(e.errno or 0)
     return ValueError(f"{what} {folder} cannot be written ({f'{why}: {detail}' if why else detail}); "
                       "pass a writable folder on a disk with free space.")
+
+
+# --------------------------------------------------------------------------- what is at a path
+
+#: :func:`_inspect` of a path where nothing is.
+_MISSING = "nothing"
+
+
+def _mode_name(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISREG, "a file"),
+                       (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return name
+    return "something other than a file"
+
+
+def _inspect(path: Path | str, want: Callable[[int], bool] = stat.S_ISREG) -> str | None:
+    """What is at ``path``, following symlinks, from ``lstat``/``stat`` alone (nothing is
+    opened): ``None`` when it is what ``want`` accepts (a regular file by default),
+    :data:`_MISSING` when nothing is there, else a description ("a directory", "a FIFO
+    (named pipe)", "a symlink loop", "a dangling symlink (to x)", ...)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return _MISSING
+    if not stat.S_ISLNK(st.st_mode):
+        return None if want(st.st_mode) else _mode_name(st.st_mode)
+    try:
+        target = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symlink loop"
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            try:
+                return f"a dangling symlink (to {os.readlink(path)})"
+            except OSError:
+                return "a dangling symlink"
+        raise
+    return None if want(target.st_mode) else f"a symlink to {_mode_name(target.st_mode)}"
+
+
+def _read_regular(path: Path) -> bytes | None | str:
+    """The bytes of the regular file at ``path``; ``None`` when nothing is there; else a
+    description of what is there instead. Never opens anything but a regular file (a FIFO
+    would block): checked with ``stat`` first, opened non-blocking and checked again."""
+    what = _inspect(path)
+    if what == _MISSING:
+        return None
+    if what is not None:
+        return what
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None  # removed meanwhile
+    except PermissionError as e:
+        return f"a file this user cannot read ({e.strerror})"
+    except OSError as e:
+        what = _inspect(path)  # replaced meanwhile
+        if what == _MISSING:
+            return None
+        return what or f"a file that cannot be opened ({e.strerror or e})"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return _mode_name(st.st_mode)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def _free_name(path: Path) -> Path:
+    """``<path>.corrupt``, else the first free ``<path>.corrupt.N`` (anything there, even a
+    dangling symlink, takes a name)."""
+    bad = path.with_name(path.name + ".corrupt")
+    n = 0
+    while os.path.lexists(bad):
+        n += 1
+        bad = path.with_name(f"{path.name}.corrupt.{n}")
+    return bad
+
+
+# --------------------------------------------------------------------------- locks
+
+
+def _parse_lock_timeout(value: Any, what: str) -> float:
+    try:
+        t = float(value)
+        ok = not isinstance(value, bool) and t > 0 and not math.isnan(t)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{what} must be a positive number of seconds (or inf to wait forever) that a "
+                         f"run waits for a store lock whose holder shows no sign of life; got {value!r}.")
+    return t
+
+
+def lock_timeout() -> float:
+    """``$UNLEARNLIB_LOCK_TIMEOUT`` (seconds) if set, else :data:`DEFAULT_LOCK_TIMEOUT`;
+    ``ValueError`` (one line) for a value that is not a positive number."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    return _parse_lock_timeout(raw, LOCK_TIMEOUT_ENV) if raw else DEFAULT_LOCK_TIMEOUT
+
+
+try:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+except ImportError:  # pragma: no cover - Windows
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
+#: Lock files this process holds (fd -> path), touched by one heartbeat thread.
+_HELD: dict[int, str] = {}
+_HELD_LOCK = threading.Lock()
+_HEART: list[threading.Thread] = []
+
+
+def _heartbeat() -> None:
+    while True:
+        time.sleep(LOCK_HEARTBEAT)
+        with _HELD_LOCK:
+            for fd, path in list(_HELD.items()):
+                try:
+                    os.utime(fd if os.utime in os.supports_fd else path)
+                except OSError:
+                    pass
+
+
+def _after_fork_in_child() -> None:
+    global _HELD_LOCK
+    _HELD_LOCK = threading.Lock()
+    _HELD.clear()  # the parent keeps touching them
+    _HEART.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _lock_folder_error(folder: Path, what: str) -> str:
+    return (f"Store lock folder {folder} is {what}, not a folder, so entries cannot be locked against "
+            "other runs; remove or rename it and run again.")
+
+
+def _open_lock_file(path: Path) -> int:
+    """The lock file at ``path`` opened for locking (made, with the umask's permissions, if
+    missing); :class:`StoreLockError` (one line naming the path) if it cannot be."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = _inspect(folder, stat.S_ISDIR)
+        if what not in (None, _MISSING):
+            raise StoreLockError(_lock_folder_error(folder, what)) from None
+        raise StoreLockError(f"Store lock folder {folder} cannot be made ({e.strerror or e}), so entries "
+                             "cannot be locked against other runs; make the store writable.") from None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0),
+                     0o666)
+    except OSError as e:
+        what = _inspect(path) if e.errno in (errno.EISDIR, errno.ELOOP, errno.ENXIO, errno.EEXIST) else None
+        why = f"it is {what}" if what not in (None, _MISSING) else (e.strerror or str(e))
+        raise StoreLockError(f"Store lock file {path} cannot be created or opened ({why}), so this entry "
+                             "cannot be locked against other runs; remove it or make it writable and run "
+                             "again.") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise StoreLockError(f"Store lock file {path} is {_mode_name(st.st_mode)}, not a file, so this entry "
+                             "cannot be locked against other runs; remove it and run again.")
+    return fd
+
+
+def _lock_state(path: Path) -> tuple[tuple, dict | None]:
+    """A signature of the lock file that changes with every sign of life of its holder
+    (record written, heartbeat), and the holder's record if it can be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return (), None
+    try:
+        st = os.fstat(fd)
+        data = os.read(fd, 4096) if stat.S_ISREG(st.st_mode) else b""
+    except OSError:
+        return (), None
+    finally:
+        os.close(fd)
+    try:
+        record = json.loads(data.decode())
+        record = record if isinstance(record, dict) and "pid" in record else None
+    except (ValueError, UnicodeDecodeError):
+        record = None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, data), record
+
+
+def _process_note(record: dict) -> str:
+    """What this host knows about the holder: stopped, or no longer running."""
+    if record.get("host") != _HOST:
+        return ""
+    try:
+        pid = int(record["pid"])
+    except (TypeError, ValueError):
+        return ""
+    if not _pid_alive(pid):
+        return " (no longer running: a process it started may hold the lock)"
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+    return " (that process is stopped: SIGSTOP or Ctrl-Z)" if state in ("T", "t") else ""
+
+
+def _holder(record: dict | None) -> str:
+    if not record:
+        return "an unknown process (its lock file names no holder)"
+    since = record.get("since")
+    when = ""
+    if isinstance(since, (int, float)):
+        when = f" since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))}"
+    return f"pid {record.get('pid')} on host {record.get('host')}{when}{_process_note(record)}"
+
+
+def _acquire(fd: int, path: Path, what: str, timeout: float) -> None:
+    """Take the lock on ``fd``, waiting while its holder shows signs of life; say whose it
+    is after :data:`LOCK_NOTICE_AFTER` seconds (or half the timeout); raise
+    :class:`LockTimeoutError` after ``timeout`` seconds without one."""
+    start = time.monotonic()
+    notice_after = min(LOCK_NOTICE_AFTER, timeout / 2)
+    signature, record, last_sign, noticed, delay = None, None, start, False, 0.005
+    while not _try_lock(fd):
+        now = time.monotonic()
+        seen, rec = _lock_state(path)
+        record = rec or record
+        if seen != signature:
+            signature, last_sign = seen, now
+        if not noticed and now - start >= notice_after:
+            noticed = True
+            print(f"unlearnlib: waiting for the lock on store entry {what} ({path}), held by {_holder(record)}; "
+                  f"giving up after {timeout:g} s without a sign of life from it (set {LOCK_TIMEOUT_ENV} "
+                  "to change).", file=sys.stderr, flush=True)
+        if now - last_sign >= timeout:
+            pid = (record or {}).get("pid", "PID")
+            raise LockTimeoutError(
+                f"Gave up waiting for the lock on store entry {what} ({path}): held by {_holder(record)}, "
+                f"which showed no sign of life for {timeout:g} s. Resume that process (kill -CONT {pid}) or "
+                f"end it, or set {LOCK_TIMEOUT_ENV} to more seconds to wait longer.")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+def _hold(fd: int, path: Path) -> None:
+    """Write this process's record into the held lock file and touch it while held."""
+    record = canonical_json({"pid": os.getpid(), "host": _HOST, "since": round(time.time(), 3)}).encode()
+    try:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, record)
+    except OSError:
+        pass
+    with _HELD_LOCK:
+        _HELD[fd] = str(path)
+        if not _HEART:
+            _HEART.append(threading.Thread(target=_heartbeat, name="unlearnlib-lock-heartbeat", daemon=True))
+            _HEART[0].start()
+
+
+def _release(fd: int) -> None:
+    with _HELD_LOCK:
+        _HELD.pop(fd, None)
+    try:
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            pass
+        _unlock(fd)
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- keys
@@ -373,16 +726,21 @@ class Store:
     """A folder of content-addressed entries: ``<root>/<kind>/<key>.{pt,json,npz}``.
 
     ``hits`` and ``misses`` count lookups in this process, so a notebook can show
-    that a re-run computed nothing; ``corrupt`` lists the entries moved aside.
+    that a re-run computed nothing; ``corrupt`` lists the entries (and kind folders) moved
+    aside. ``lock_timeout``: seconds to wait for a lock whose holder shows no sign of life
+    before giving up (default ``$UNLEARNLIB_LOCK_TIMEOUT``, else :data:`DEFAULT_LOCK_TIMEOUT`).
     """
 
     root: Path = field(default_factory=default_root)
     hits: int = 0
     misses: int = 0
     corrupt: list[Path] = field(default_factory=list)
+    lock_timeout: float | None = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
+        if self.lock_timeout is not None:
+            self.lock_timeout = _parse_lock_timeout(self.lock_timeout, "lock_timeout")
 
     # -- public entry types ---------------------------------------------------
     def checkpoint(
@@ -408,19 +766,29 @@ class Store:
         return self._entry(kind, spec, _ARRAYS, lambda: {k: np.asarray(v) for k, v in build().items()})
 
     def has(self, kind: str, spec: dict) -> bool:
+        """Whether an entry file is stored for ``spec`` (a regular file, symlinks followed;
+        a directory, FIFO or broken link in its place is not one)."""
         key = content_key(kind, spec)
-        return any((self.root / kind / f"{key}{ext}").exists() for ext in _CODECS)
+        for ext in _CODECS:
+            try:
+                if _inspect(self.root / kind / f"{key}{ext}") is None:
+                    return True
+            except OSError:
+                pass
+        return False
 
     def path_for(self, kind: str, name: str) -> Path:
         """A path inside the store for files managed elsewhere (e.g. Optuna's journals)."""
         p = self.root / kind / name
+        self._check_folder(kind)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
     def check_writable(self) -> None:
         """Raise ``ValueError`` (one line naming the store) unless entries can be written:
-        the root is a folder (or can be made), accepts a file and has free space. Call it
-        before anything trains; it leaves nothing behind."""
+        the root is a folder (or can be made), accepts a file and has free space, its lock
+        folder (if any) is a writable folder and ``$UNLEARNLIB_LOCK_TIMEOUT`` is valid. Call
+        it before anything trains; it leaves nothing behind."""
         for attempt in range(5):
             try:
                 probe_writable(self.root)
@@ -433,6 +801,14 @@ class Store:
             except OSError as e:
                 raise writable_error("Store", self.root, e) from None
         self.sweep()
+        self._lock_timeout()
+        locks = self.root / ".locks"
+        what = _inspect(locks, stat.S_ISDIR)
+        if what not in (None, _MISSING):
+            raise ValueError(_lock_folder_error(locks, what))
+        if what is None and not os.access(locks, os.W_OK | os.X_OK):
+            raise ValueError(f"Store lock folder {locks} cannot be written, so entries cannot be locked "
+                             "against other runs; make it writable and run again.")
 
     def sweep(self) -> list[Path]:
         """Remove the temporary files that killed processes of this host left in the store
@@ -451,14 +827,20 @@ class Store:
         if not self.root.is_dir():
             return problems
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if folder.name in FOREIGN_KINDS:
+            if folder.name in FOREIGN_KINDS or ".corrupt" in folder.name:
                 continue
             for path in sorted(folder.iterdir()):
                 codec = _CODECS.get(path.suffix)
                 if codec is None or path.name.startswith("."):
                     continue
+                data = _read_regular(path)
+                if data is None:
+                    continue
+                if isinstance(data, str):
+                    problems[path] = f"not a readable file: {data}"
+                    continue
                 try:
-                    _, header = _decode(codec, path.read_bytes())
+                    _, header = _decode(codec, data)
                 except _Corrupt as e:
                     problems[path] = f"corrupt: {e}"
                     continue
@@ -472,6 +854,7 @@ class Store:
     def _entry(self, kind: str, spec: dict, codec: _Codec, make: Callable[[], Any]) -> Any:
         key = content_key(kind, spec)
         path = self.root / kind / f"{key}{codec.ext}"
+        self._check_folder(kind)
         found = self._read(path, kind, key, spec, codec)
         if isinstance(found, tuple):
             self.hits += 1
@@ -484,7 +867,11 @@ class Store:
             if isinstance(found, EntryMismatchError):
                 bad = self._move_aside(path)
                 raise EntryMismatchError(f"{found} Moved it to {bad}; run again to recompute {key}.")
-            if isinstance(found, _Corrupt):
+            if isinstance(found, _NotAFile):
+                bad = self._move_aside(path)
+                warnings.warn(f"Store entry {path} is corrupt: it is {found}, not a readable file; moved it "
+                              f"to {bad} and recomputing it.", RuntimeWarning, stacklevel=3)
+            elif isinstance(found, _Corrupt):
                 bad = self._move_aside(path)
                 warnings.warn(f"Store entry {path} is corrupt ({found}); moved it to {bad} and "
                               "recomputing it.", RuntimeWarning, stacklevel=3)
@@ -499,11 +886,13 @@ class Store:
     def _read(self, path: Path, kind: str, key: str, spec: dict, codec: _Codec
               ) -> tuple[Any] | None | _Corrupt | EntryMismatchError:
         """``(value,)`` for a sound entry of ``spec``; ``None`` when there is none; the
-        problem (not raised) for a corrupt entry or one holding another key's content."""
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        problem (not raised) for a corrupt entry or one holding another key's content;
+        :class:`_NotAFile` for anything but a readable regular file (never opened)."""
+        data = _read_regular(path)
+        if data is None:
             return None
+        if isinstance(data, str):
+            return _NotAFile(data)
         try:
             value, header = _decode(codec, data)
         except _Corrupt as e:
@@ -528,32 +917,51 @@ class Store:
             pass
 
     def _move_aside(self, path: Path) -> Path:
-        """Rename a bad entry to ``<entry>.corrupt`` (replacing an older one)."""
-        bad = path.with_name(path.name + ".corrupt")
+        """Rename a bad entry (or kind folder; a symlink itself, never its target) to
+        ``<entry>.corrupt``, or ``<entry>.corrupt.N`` when that is taken."""
+        bad = _free_name(path)
         with _suppress_missing():
-            os.replace(path, bad)
+            os.rename(path, bad)
             self.corrupt.append(bad)
         return bad
 
+    def _check_folder(self, kind: str) -> None:
+        """Move aside ``<root>/<kind>`` when it is there but is not a folder (a file, a
+        symlink loop such as ``results -> results``, a dangling symlink), with a warning,
+        so that its entries are recomputed into a fresh folder."""
+        folder = self.root / kind
+        if _inspect(folder, stat.S_ISDIR) in (None, _MISSING):
+            return
+        with self._lock(kind, "folder"):  # one process moves it, the others see a folder
+            what = _inspect(folder, stat.S_ISDIR)
+            if what in (None, _MISSING):
+                return
+            bad = self._move_aside(folder)
+            warnings.warn(f"Store folder {folder} is corrupt: it is {what}, not a folder; moved it to {bad} "
+                          f"and recomputing its entries.", RuntimeWarning, stacklevel=4)
+
+    def _lock_timeout(self) -> float:
+        return self.lock_timeout if self.lock_timeout is not None else lock_timeout()
+
     @contextmanager
     def _lock(self, kind: str, key: str) -> Iterator[None]:
-        """An inter-process lock for one key (a file under ``<root>/.locks``, with the
-        umask's permissions so a team shares it); none where lock files cannot be made."""
-        from filelock import FileLock
-
-        lock = None
+        """An inter-process lock for one key: ``flock`` on ``<root>/.locks/<kind>-<key>.lock``
+        (made with the umask's permissions so a team shares it). Waits while the holder shows
+        signs of life (see :func:`_acquire`); :class:`StoreLockError` when the lock file
+        cannot be made, never running unlocked."""
+        timeout = self._lock_timeout()
+        path = self.root / ".locks" / f"{kind}-{key}.lock"
+        fd = _open_lock_file(path)
         try:
-            folder = self.root / ".locks"
-            folder.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(folder / f"{kind}-{key}.lock"), mode=0o666 & ~_umask())
-            lock.acquire()
-        except OSError:  # read-only store or lock file of another user: go on unlocked
-            lock = None
+            _acquire(fd, path, f"{kind}/{key}", timeout)
+        except BaseException:
+            os.close(fd)
+            raise
+        _hold(fd, path)
         try:
             yield
         finally:
-            if lock is not None:
-                lock.release()
+            _release(fd)
 
 
 def _spec_difference(stored: Any, wanted: Any) -> str:
@@ -570,6 +978,7 @@ def _spec_difference(stored: Any, wanted: Any) -> str:
 
 
 __all__ = [
-    "CACHE_VERSION", "ENTRY_FORMAT", "Store", "EntryMismatchError", "atomic_write_bytes",
-    "canonical_json", "content_key", "default_root", "probe_writable", "sweep_stale_tmp",
+    "CACHE_VERSION", "DEFAULT_LOCK_TIMEOUT", "ENTRY_FORMAT", "LOCK_TIMEOUT_ENV", "EntryMismatchError",
+    "LockTimeoutError", "Store", "StoreLockError", "atomic_write_bytes", "canonical_json", "content_key",
+    "default_root", "lock_timeout", "probe_writable", "sweep_stale_tmp",
 ]

@@ -12,6 +12,13 @@ then atomically, so a failed run leaves no half-written notebook), then runs
 ``jupyter-book build`` (Jupyter Book 1, offline) and returns the path of the
 HTML index.
 
+A notebook run by papermill directly (``papermill notebooks/benchmark.ipynb out.ipynb -p
+seeds abc``) gets the same checks inside its kernel: the first thing its setup cell does
+is :func:`check_notebook_parameters`, which compares papermill's injected cell with the
+``parameters`` cell and fails the cell with one line (:class:`NotebookParameterError`)
+for an unknown name or a bad value, before anything runs (papermill alone only warns
+about an unknown name and runs the whole chapter).
+
 The book loads plotly.js once per page from its static folder
 (:data:`STATIC_DIR`, see ``html_js_files`` in ``_config.yml``) instead of
 inlining it in every figure; :func:`build_book` copies it there from the
@@ -61,6 +68,15 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 class NotebookExecutionError(RuntimeError):
     """A notebook raised while papermill executed it."""
+
+
+class NotebookParameterError(ValueError):
+    """A notebook parameter (a book profile's, or papermill's ``-p``) that the notebook does
+    not declare or whose value it would reject. Inside a notebook (:func:`check_notebook_parameters`)
+    IPython shows it as its one line, without a traceback (``_render_traceback_``)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 class BookBuildError(RuntimeError):
@@ -122,31 +138,123 @@ def notebook_parameters(path: Path | str) -> dict[str, dict[str, Any]]:
 
 
 def validate_parameters(path: Path | str, parameters: Mapping[str, Any] | None) -> None:
-    """Raise ``ValueError`` when ``parameters`` names anything the notebook does not declare,
-    gives a value of another type than the notebook's default (:func:`check_parameter_type`)
-    or a value the library would reject (:data:`PARAMETER_CHECKS`: seeds, methods, forget
-    specs, devices, epoch counts, ...), all before any kernel starts."""
+    """Raise :class:`NotebookParameterError` (a ``ValueError``) when ``parameters`` names
+    anything the notebook does not declare, gives a value of another type than the
+    notebook's default (:func:`check_parameter_type`) or a value the library would reject
+    (:data:`PARAMETER_CHECKS`: seeds, methods, forget specs, devices, epoch counts, ...), all
+    before any kernel starts. Inside the kernel, :func:`check_notebook_parameters` does the
+    same for a plain ``papermill -p`` run."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Notebook {path} does not exist.")
     if not parameters:
         return
-    allowed = notebook_parameters(path)
-    unknown = [k for k in parameters if k not in allowed]
+    declared = {name: p.get("default") for name, p in notebook_parameters(path).items()}
+    check_parameters(path.name, declared, parameters)
+
+
+def check_parameters(notebook: str, declared: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
+    """Raise :class:`NotebookParameterError` for a name of ``parameters`` that is not in
+    ``declared`` (name -> the source text of its default) or a value that
+    :func:`check_parameter_type` or :data:`PARAMETER_CHECKS` rejects."""
+    unknown = [k for k in parameters if k not in declared]
     if unknown:
         names = ", ".join(repr(k) for k in unknown)
-        raise ValueError(
-            f"Unknown parameter{'s' if len(unknown) > 1 else ''} {names} for notebook {path.name}; "
-            f"allowed: {', '.join(allowed) or '(none: the notebook has no cell tagged parameters)'}."
+        raise NotebookParameterError(
+            f"Unknown parameter{'s' if len(unknown) > 1 else ''} {names} for notebook {notebook}; "
+            f"allowed: {', '.join(declared) or '(none: the notebook has no cell tagged parameters)'}."
         )
     for name, value in parameters.items():
-        check_parameter_type(path.name, name, value, allowed[name].get("default"))
+        check_parameter_type(notebook, name, value, declared[name])
         check = PARAMETER_CHECKS.get(name)
         if check is not None:
             try:
                 check(value)
             except ValueError as e:
-                raise ValueError(f"Parameter {name}={value!r} of notebook {path.name}: {e}") from None
+                raise NotebookParameterError(f"Parameter {name}={value!r} of notebook {notebook}: {e}") from None
+
+
+#: The first line of the cell papermill injects after a notebook's ``parameters`` cell
+#: (its Python translator's comment; the cell is tagged ``injected-parameters``).
+INJECTED_HEADER = "# Parameters"
+
+
+def _assignments(source: str) -> dict[str, str] | None:
+    """``name -> source text of its value`` of a cell's top-level assignments (what papermill
+    takes for parameters); ``None`` when the cell is not plain Python."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    out: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = ast.get_source_segment(source, node.value) or ""
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            out[node.target.id] = ast.get_source_segment(source, node.value) or ""
+    return out
+
+
+def _injected_cell() -> tuple[str, str] | None:
+    """``(parameters cell, injected cell)`` when the cell that ran just before the current one
+    is papermill's injected cell, else ``None`` (not in IPython, nothing injected, a notebook
+    run by hand). The cells come from IPython's input history: papermill's kernel runs the
+    parameters cell, then the injected one, then the cell calling this."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook stack
+        return None
+    shell = get_ipython()
+    if shell is None:
+        return None
+    history = list(shell.history_manager.input_hist_raw)  # history[0] is ""
+    if history and "check_notebook_parameters" in history[-1]:  # the current cell (IPython stored it)
+        history.pop()
+    if len(history) < 3:
+        return None
+    injected, parameters = history[-1], history[-2]
+    first = (injected.strip().splitlines() or [""])[0].strip()
+    if first != INJECTED_HEADER or not _assignments(parameters):
+        return None
+    return parameters, injected
+
+
+def check_notebook_parameters(namespace: Mapping[str, Any], notebook: str) -> None:
+    """Check, inside a running notebook, the parameters that papermill injected, as
+    :func:`validate_parameters` checks a book profile's: an unknown name, a value of another
+    type than the default or one the library rejects raises :class:`NotebookParameterError`,
+    shown as the cell's one line, before anything runs. A bad ``$UNLEARNLIB_THREADS`` is
+    refused the same way. Call it first in the cell after the ``parameters`` cell::
+
+        from unlearnlib.book.build import check_notebook_parameters
+
+        check_notebook_parameters(globals(), "benchmark.ipynb")
+
+    ``namespace``: the notebook's globals (the injected values); ``notebook``: its file name,
+    for the message. Papermill only warns about a parameter the notebook does not declare
+    and runs the whole chapter anyway; the kernel cannot see papermill's arguments, so the
+    injected cell (the input just before this cell, right after the parameters cell) is
+    compared with the parameters cell. Run by hand (nothing injected), it checks nothing."""
+    from ..numerics import check_threads
+
+    try:
+        check_threads()
+    except ValueError as e:
+        raise NotebookParameterError(str(e)) from None
+    found = _injected_cell()
+    if found is None:
+        return
+    declared, injected = (_assignments(cell) or {} for cell in found)
+    values = {name: namespace.get(name) for name in injected}
+    for name, value in values.items():  # papermill's -p reads "3" as a number: say how to pass text
+        if (name in declared and isinstance(_default_value(declared[name]), str)
+                and isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise NotebookParameterError(
+                f"Parameter {name} of notebook {notebook} must be a string (its default is {declared[name]}); got "
+                f"{value!r}, which papermill's -p reads as a number: pass text with -r {name} {value}.")
+    check_parameters(notebook, declared, values)
 
 
 def _default_value(text: Any) -> Any:
@@ -188,11 +296,11 @@ def _same_kind(value: Any, default: Any) -> bool:
 
 
 def check_parameter_type(notebook: str, name: str, value: Any, default_text: Any) -> None:
-    """Raise ``ValueError`` when ``value`` is not of the type of the notebook's default for
-    ``name`` (before any kernel starts)."""
+    """Raise :class:`NotebookParameterError` when ``value`` is not of the type of the
+    notebook's default for ``name`` (before any kernel starts)."""
     default = _default_value(default_text)
     if not _same_kind(value, default):
-        raise ValueError(f"Parameter {name} of notebook {notebook} must be {_type_name(default)}"
+        raise NotebookParameterError(f"Parameter {name} of notebook {notebook} must be {_type_name(default)}"
                          f"{' of ' + _type_name(default[0]) + 's' if isinstance(default, list) and default else ''} "
                          f"(its default is {default_text}); got {value!r}.")
 
@@ -206,10 +314,16 @@ def _methods(value: Any) -> None:
     from .. import methods
 
     if isinstance(value, str):
-        methods.parse_methods(value)
+        keys = methods.parse_methods(value)
     elif isinstance(value, (list, tuple)):
-        for key in value:
+        keys = list(value)
+        for key in keys:
             methods.get(key)
+    else:
+        return
+    for i, key in enumerate(keys):
+        if key in keys[:i]:
+            raise ValueError(f"it names {key!r} twice; give each method once (its rows would repeat).")
 
 
 def _seeds(value: Any) -> None:
@@ -256,7 +370,7 @@ PARAMETER_CHECKS: dict[str, Any] = {
     "dataset": _dataset, "model": _model, "model_name": _model, "device": _device,
     "methods": _methods, "method": _methods, "baselines": _methods, "methods_to_run": _methods,
     "compare_methods": _methods, "ulira_methods": _methods, "methods_wanted": _methods,
-    "seeds": _seeds, "tune_seeds": _seeds, "seed": _seeds,
+    "seeds": _seeds, "tune_seeds": _seeds, "seed": _seeds, "poison_seeds": _seeds,
     "forget": _forget, "tune_forget": lambda v: _forget(v, each=True),
     "epochs": _positive_int, "shadow_epochs": _positive_int, "compare_epochs": _positive_int,
     "n_trials": _positive_int, "k": _positive_int, "ulira_k": _positive_int,
@@ -673,7 +787,8 @@ def build_book(
 
 __all__ = [
     "PROFILES", "load_profiles", "check_profile", "notebook_parameters", "validate_parameters",
-    "check_parameter_type", "PARAMETER_CHECKS",
+    "check_parameter_type", "check_parameters", "check_notebook_parameters", "PARAMETER_CHECKS",
+    "NotebookParameterError", "INJECTED_HEADER",
     "kernel_name", "execute_notebook", "copy_plotly_js", "mathjax_source", "copy_mathjax",
     "check_self_contained", "published_notebooks", "plan", "build_book",
     "clear_verdicts", "notebook_title", "write_landing_dashboard", "DASHBOARD_MD", "VERDICTS_DIR",

@@ -65,16 +65,29 @@ def _require(folder: Path, files: list[str], tv_class: str, root: Path) -> None:
     )
 
 
-def _read_cifar_batch(path: Path) -> None:
-    """Unpickle one CIFAR batch/meta file as torchvision does; raises on a bad file."""
+def _read_cifar_batch(path: Path, meta_key: str | None = None) -> None:
+    """Unpickle one CIFAR batch/meta file and check what torchvision reads from it; raises on
+    a bad file. A batch needs ``data`` (N x 3072 bytes) and as many labels (``labels``, or
+    CIFAR-100's ``fine_labels``); the meta file (``meta_key`` given) needs its class names."""
     import pickle
 
     with open(path, "rb") as f:
         entry = pickle.load(f, encoding="latin1")
     if not isinstance(entry, dict):
         raise ValueError(f"holds a {type(entry).__name__}, not a dict")
-    if "data" in entry:
-        np.asarray(entry["data"]).reshape(-1, 3, 32, 32)
+    if meta_key is not None:
+        if meta_key not in entry:
+            raise ValueError(f"has no {meta_key!r} entry")
+        return
+    if "data" not in entry:
+        raise ValueError("has no 'data' entry")
+    n = len(np.asarray(entry["data"]).reshape(-1, 3, 32, 32))
+    key = next((k for k in ("labels", "fine_labels") if k in entry), None)
+    if key is None:
+        raise ValueError(f"has no {'fine_labels' if 'coarse_labels' in entry else 'labels'!r} entry "
+                         "(nor any other labels)")
+    if len(entry[key]) != n:
+        raise ValueError(f"has {len(entry[key])} {key} for {n} images")
 
 
 def _read_idx(path: Path) -> None:
@@ -100,7 +113,8 @@ def _load_checked(load: Callable[[], Any], folder: Path, files: list[str],
                 why = str(bad).splitlines()[0][:120] if str(bad) else ""
                 raise ValueError(
                     f"{tv_class} file {folder / name} cannot be read ({type(bad).__name__}: {why}): "
-                    "it is truncated or corrupt; replace it with a fresh copy of the dataset "
+                    "it is truncated or corrupt, or not in torchvision's format; replace it with a fresh copy of "
+                    "the dataset "
                     "(unlearnlib never downloads)."
                 ) from e
         raise
@@ -153,9 +167,10 @@ def _load_cifar(name: str, data_root: str | None, hundred: bool) -> RawDataset:
     files = [f for f, _ in tv.train_list + tv.test_list] + [tv.meta["filename"]]
     _require(root / tv.base_folder, files, tv.__name__, root)
     cls = _cifar_classes()[int(hundred)]
+    meta = tv.meta["filename"]
     train, test = _load_checked(
-        lambda: [cls(str(root), train=t, download=False) for t in (True, False)],
-        root / tv.base_folder, files, _read_cifar_batch, tv.__name__)
+        lambda: [cls(str(root), train=t, download=False) for t in (True, False)], root / tv.base_folder, files,
+        lambda p: _read_cifar_batch(p, tv.meta["key"] if p.name == meta else None), tv.__name__)
     x_tr, y_tr = _tensors(train.data, train.targets, channels_last=True)
     x_te, y_te = _tensors(test.data, test.targets, channels_last=True)
     return RawDataset(name, x_tr, y_tr, x_te, y_te, 100 if hundred else 10)

@@ -34,7 +34,7 @@ from ..datasets.embedded import dataset_cache
 from ..evaluation import compare_to_reference, evaluate_model, l2_distance
 from ..methods import _cost
 from ..models import available_models, build_model
-from ..store import Store, atomic_write_bytes, canonical_json, probe_writable, writable_error
+from ..store import Store, atomic_write_bytes, canonical_json, content_key, probe_writable, writable_error
 from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 from . import executors
 from .worker_cache import Kept, absolute, check_fingerprint, stored
@@ -48,6 +48,8 @@ RESULT_COLUMNS = [
     "retain_acc", "forget_acc", "val_acc", "test_acc", "mia_val", "mia_test", "indisc",
     "retdev", "rte", "unlearn_seconds", "l2_to_retrained",
 ]
+#: The result columns that hold text; the others hold numbers.
+TEXT_COLUMNS = ("dataset", "model", "method", "forget", "hparams")
 
 
 #: Seeds are 32-bit (numpy's legacy seeding and many tools take no more).
@@ -440,7 +442,39 @@ def run_method(
             "train_epochs": refs.recipe.epochs, "device": str(splits.device),
         }]
 
-    return store.rows("results", spec, compute)
+    return check_stored_rows(store.rows("results", spec, compute), store, "results", spec)
+
+
+def check_stored_rows(rows: Any, store: Store, kind: str, spec: dict,
+                      columns: Sequence[str] | None = RESULT_COLUMNS) -> list[dict]:
+    """``rows`` as read back from the store entry of ``(kind, spec)``, checked to be rows: a
+    non-empty list of mappings with every column of ``columns`` (text in :data:`TEXT_COLUMNS`,
+    a number or null in the others; ``columns=None``: every value a number or null).
+
+    An entry's hash proves only that its file holds what was written: one written by other
+    code, or edited and re-hashed (``"abc"`` in a metric, ``[1, 2]`` for the rows), would
+    otherwise fail far from its cause (a 92-line pandas traceback in the summary). Raises
+    ``ValueError``, one line naming the entry and the column."""
+    path = store.root / kind / f"{content_key(kind, spec)}.json"
+    fix = "it was edited or written by other code; delete it and run again to recompute it"
+
+    def shown(v: Any) -> str:
+        r = repr(v)
+        return r if len(r) <= 60 else r[:57] + "..."
+
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, Mapping) for r in rows):
+        raise ValueError(f"Store entry {path} is not a list of rows (it holds {shown(rows)}): {fix}.")
+    for row in rows:
+        for col in (columns if columns is not None else list(row)):
+            if col not in row:
+                raise ValueError(f"Store entry {path} holds a row without the column {col!r}: {fix}.")
+            v, text = row[col], columns is not None and col in TEXT_COLUMNS
+            ok = isinstance(v, str) if text else (
+                v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool)))
+            if not ok:
+                raise ValueError(f"Store entry {path} holds {shown(v)} in the column {col!r}, not "
+                                 f"{'text' if text else 'a number'}: {fix}.")
+    return rows
 
 
 @dataclass
@@ -544,7 +578,8 @@ def data_scale(splits: Splits, recipe) -> registry.DataScale:
 def reference_metrics(refs: ReferenceModels, splits: Splits, store: Store) -> dict[str, float]:
     """Metrics of the retrained model of one seed (cached)."""
     spec = {**model_spec(splits, refs.model_name, refs.recipe, refs.seed), "ref_eval": EVAL_VERSION}
-    return store.rows("reference", spec, lambda: [evaluate_model(refs.retrained, splits, refs.seed)])[0]
+    rows = store.rows("reference", spec, lambda: [evaluate_model(refs.retrained, splits, refs.seed)])
+    return check_stored_rows(rows, store, "reference", spec, columns=None)[0]
 
 
 def timed_unlearn(

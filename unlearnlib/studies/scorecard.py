@@ -36,17 +36,34 @@ Uncertainty (:func:`bootstrap_values`): one joint bootstrap. Each draw resamples
 seeds of the full-data rows (paired: every method of a drawn seed comes along), the
 seeds of the poisoning rows, and the shadow set's target samples (paired likewise; the
 per-pair scores are kept, as the Gaussians of LiRA are per sample). Draw 0 is the point
-estimate. Everything downstream (normalised scores, passes, the verdicts) is computed per
-draw, and every interval the scorecard publishes or decides with (values, scores, the
-resolved gaps, the verdicts; :func:`_interval`) is the library's t-scaled bootstrap
-interval of those draws (:func:`~unlearnlib.studies.verdicts.interval_from_draws`): each
-side of the percentile interval stretched around the estimate by
-:func:`~unlearnlib.studies.verdicts.t_scale` at the number of units the statistic resamples
-(:meth:`Draws.sample_size`: a test's seeds or shadow targets; for the verdicts, which combine
-every test, the fewest seeds of any seed resampling, :attr:`Draws.interval_seeds`, the
-coarsest level and so the conservative choice). The plain percentile interval is too narrow in small samples (Hesterberg 2015): a
-"95%" interval of a mean over 5 seeds covers about 83%; the stretch makes it Student's t
-interval there. One seed gives no interval (NaN), so no test is resolved.
+estimate. Everything downstream (normalised scores, passes) is computed per draw, and every
+interval the scorecard publishes (values, scores, the resolved gaps; :func:`_interval`) is
+the library's t-scaled bootstrap interval of those draws
+(:func:`~unlearnlib.studies.verdicts.interval_from_draws`): each side of the percentile
+interval stretched around the estimate by :func:`~unlearnlib.studies.verdicts.t_scale` at
+the number of units the statistic resamples (:meth:`Draws.sample_size`: a test's seeds or
+shadow targets). The plain percentile interval is too narrow in small samples (Hesterberg
+2015): a "95%" interval of a mean over 5 seeds covers about 83%; the stretch makes it
+Student's t interval there. One seed gives no interval (NaN), so no test is resolved.
+
+The verdicts count methods, and a count is a sum of 0/1 readings: wherever 97.5% of its
+draws agree, its interval has a zero-length side that no stretch widens, and a method on a
+pass boundary would be decided by the plain percentile bootstrap
+(:mod:`.calibration_scorecard` measured up to 10% wrong verdicts a side). So the counts are
+decided from the per-(method, test) scores instead (:func:`certain_readings`): a method
+*certainly passes* a test when the score's one-sided bounds (:func:`score_bounds`: the same
+t-scaled stretch, at a chosen tail, through :meth:`~unlearnlib.studies.verdicts.Resampled.bound`)
+lie inside [1 - TOL, 1 + TOL], and *certainly fails* it when they lie wholly outside; a
+count's interval runs from the methods certainly counting to the methods not certainly
+excluded. Each side keeps its 2.5% error over the M methods and T tests it combines by
+Bonferroni, as :func:`~unlearnlib.studies.verdicts.extreme_evidence` does for minima and
+maxima: a side that one wrong reading of m can break reads each at 2.5% / m, a side that
+needs all of them wrong is not corrected. "None passes" reads its low end at 2.5% / M and
+its high end at 2.5% / T; "false sense" its low end at 2.5% / M (the loss-MIA) and 2.5% /
+(M D) (each of D deeper tests), its high end at 2.5% / 2 (the reasoning is in
+:func:`scorecard_verdicts`). The price is power: a method must clear the pass band by a
+corrected bound. Utility is read at the point estimate, as the reading's row 0 does (not
+resampled: a method on the utility boundary is decided by its estimate, uncalibrated).
 
 Reading (:func:`classify`): a method *passes* a test when its score lies within
 :data:`TOL` of 1 (it closes at least 80% of the gap without overshooting it by more than
@@ -676,11 +693,10 @@ class Draws:
 
     @property
     def interval_seeds(self) -> int:
-        """The sample size the t-scaled intervals are read at: the fewest seeds of any seed
-        resampling (full-data or poisoning). The seeds are the coarsest level of the joint
-        bootstrap (the shadow targets number in the hundreds), so this is the conservative
-        choice: the widest stretch of any level, for every test and for the verdicts, which
-        combine all of them."""
+        """The fewest seeds of any seed resampling (full-data or poisoning): the coarsest level
+        of the joint bootstrap (the shadow targets number in the hundreds), so the widest
+        stretch of any level, for a statistic that combines them all. Each test's own
+        interval is read at :meth:`sample_size`, and the verdicts from those (module docstring)."""
         return min((n for n in (self.n_seeds, self.n_poison_seeds) if n > 0), default=0)
 
     def sample_size(self, test: str) -> int:
@@ -1015,36 +1031,201 @@ PAWELCZYK = "Pawelczyk et al. 2024; Hayes et al. 2024"
 BOOK = "this book (the scorecard)"
 
 
-def _evidence(stat: np.ndarray, draws: Draws, threshold: float, holds_above: bool, n_methods: int) -> vd.Evidence:
-    """A count of methods over the draws against ``threshold``: its t-scaled interval
-    (:func:`_interval`) clipped to [0, ``n_methods``], as :func:`~unlearnlib.studies.verdicts.evidence`
-    clips ranks; the verdict's seeds are the full-data seeds."""
-    lo, hi = _interval(stat, draws.interval_seeds, bounds=(0.0, float(n_methods)))
-    return vd.Evidence(vd.side(lo, hi, threshold, holds_above), float(stat[0]), lo, hi, draws.n_seeds)
+#: The error each side of a verdict's 95% interval keeps (one-sided).
+ALPHA = (1 - vd.LEVEL) / 2
+
+
+def score_bounds(x: np.ndarray, n: int, tail: float) -> tuple[float, float]:
+    """Lower and upper bound of a statistic from its draws ``x`` (row 0 the estimate, rows
+    1.. the resamples of ``n`` units), each with ``tail`` probability beyond it.
+
+    :meth:`~unlearnlib.studies.verdicts.Resampled.bound`: the draws' quantile at ``tail``
+    (``1 - tail``) stretched around the estimate by sqrt(n/(n-1)) t_{n-1,1-tail} / z_{1-tail},
+    the one-sided form of :func:`_interval`'s stretch; each bound is then widened to the
+    estimate where the draws lie all on one side of it, as
+    :func:`~unlearnlib.studies.verdicts.interval_from_draws` does, so the estimate always lies
+    within its bounds. *Resolution*: a tail below 1 / draws cannot be read from the draws (the
+    quantile would be the extreme draw, which sits near tail 1 / draws whatever was asked);
+    such a bound is read at 1 / draws and its distance to the estimate stretched by
+    t_{n-1,1-tail} / t_{n-1,1-1/draws} (exact for a mean of normal units, whose bounds are the
+    estimate -/+ t times its standard error). NaN bounds when nothing can be read (no finite
+    draw, a NaN estimate, fewer than 2 units)."""
+    from scipy.stats import t
+
+    x = np.asarray(x, float)
+    est, d = float(x[0]), x[1:][~np.isnan(x[1:])]
+    if not (len(d) and math.isfinite(est) and n >= 2):
+        return math.nan, math.nan
+    read = max(float(tail), 1.0 / len(d))
+    r = vd.Resampled(est, d, int(n))
+    lo, hi = min(r.bound(read, False), est), max(r.bound(read, True), est)
+    if read > tail:
+        c = float(t.ppf(1 - tail, n - 1) / t.ppf(1 - read, n - 1))
+        lo, hi = est - c * (est - lo), est + c * (hi - est)
+    return float(lo), float(hi)
+
+
+def _reading_scores(draws: Draws, reading: Reading) -> dict[str, np.ndarray]:
+    """:func:`scores` of ``draws`` on the tests ``reading`` resolved."""
+    return scores(draws, dict(zip(reading.tests, reading.resolved.tolist(), strict=True)))
+
+
+def certain_readings(draws: Draws, reading: Reading, tail: float,
+                     score: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(certainly passes, certainly fails), each (methods, tests) in ``reading``'s order, with
+    at most ``tail`` error each: a reading is wrong only when the truth lies beyond one of the
+    bounds of :func:`score_bounds` at ``tail``.
+
+    A method *certainly passes* a resolved test that ran for it when the score's bounds lie
+    inside [1 - TOL, 1 + TOL] (a truth outside the band lies beyond one of them: error at most
+    ``tail``), and *certainly fails* it when they lie wholly outside the band (a truth inside
+    is beyond the near bound: error at most ``tail``; the far side adds the chance that the
+    interval misses the truth by the band's whole width 2 TOL, which is neglected), or when a
+    utility rule fails it. Utility is read at the point estimate, as the reading's row 0 does
+    (not resampled: a method on the utility boundary is decided by its estimate): a method
+    without its utility certainly fails every resolved test, and a test that row 0 fails
+    though its score lies within TOL (or did not run) was failed by a utility rule (the
+    poisoning setting's own, :func:`classify`) and certainly fails too. A test that did not
+    run for a method keeping its utility is neither. ``score``: the normalised scores the
+    reading was made from (default :func:`scores` of ``draws`` on the reading's resolved tests).
+    """
+    score = _reading_scores(draws, reading) if score is None else score
+    s0 = np.stack([np.asarray(score[k], float)[0] for k in reading.tests], axis=-1)
+    known, passed, resolved = reading.known[0], reading.passed[0], reading.resolved[None, :]
+    finite = np.isfinite(s0)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(s0 - 1.0) <= TOL
+    lost = (~reading.utility[0][:, None] | (known & ~passed & (~finite | close))) & resolved
+    ran = finite & resolved & ~lost
+    lo, hi = np.full(s0.shape, np.nan), np.full(s0.shape, np.nan)
+    for j, i in zip(*np.nonzero(ran), strict=True):
+        k = reading.tests[i]
+        lo[j, i], hi[j, i] = score_bounds(np.asarray(score[k], float)[:, j], draws.sample_size(k), tail)
+    with np.errstate(invalid="ignore"):
+        inside = ran & (lo >= 1.0 - TOL) & (hi <= 1.0 + TOL)
+        outside = lost | (ran & ((hi < 1.0 - TOL) | (lo > 1.0 + TOL)))
+    return inside, outside
+
+
+def every_test_bounds(draws: Draws, reading: Reading, level: float = vd.LEVEL) -> tuple[float, float]:
+    """The ``level`` interval of the number of methods (references aside) passing every
+    resolved test: [methods certainly passing all of them, methods certainly failing none
+    of them] (:func:`certain_readings`; tails in :func:`scorecard_verdicts`). A test that did
+    not run for a method keeps it from passing every test, as in :func:`passes_every_test`."""
+    a = (1 - level) / 2
+    nonref = _non_reference(reading.methods)
+    r = reading.resolved
+    n_tests, n_methods = int(r.sum()), int(nonref.sum())
+    if not n_tests or not n_methods:
+        return 0.0, 0.0
+    score = _reading_scores(draws, reading)
+    inside, _ = certain_readings(draws, reading, a / n_methods, score)
+    _, outside = certain_readings(draws, reading, a / n_tests, score)
+    not_run = ~reading.known[0] & r
+    util = reading.utility[0]
+    low = util & inside[:, r].all(-1)
+    high = util & ~(outside | not_run)[:, r].any(-1)
+    return float(low[nonref].sum()), float(high[nonref].sum())
+
+
+def false_sense_bounds(draws: Draws, reading: Reading, level: float = vd.LEVEL,
+                       population: str = POPULATION_TEST) -> tuple[float, float]:
+    """The ``level`` interval of the number of methods (references aside) with a false sense
+    of success: [methods certainly passing ``population`` and certainly failing a deeper
+    test, methods not certainly failing ``population`` and not certainly passing every deeper
+    test] (:func:`certain_readings`; tails in :func:`scorecard_verdicts`). A deeper test that
+    did not run is no failure, as in :func:`false_sense`."""
+    a = (1 - level) / 2
+    nonref = _non_reference(reading.methods)
+    p = reading.tests.index(population)
+    deep = [i for i in _deeper(reading.tests) if reading.resolved[i]]
+    n_methods = int(nonref.sum())
+    if not (reading.resolved[p] and deep and n_methods):
+        return 0.0, 0.0
+    util = reading.utility[0]
+    score = _reading_scores(draws, reading)
+    mia_in, _ = certain_readings(draws, reading, a / n_methods, score)
+    _, deep_out = certain_readings(draws, reading, a / (n_methods * len(deep)), score)
+    sure_in, sure_out = certain_readings(draws, reading, a / 2, score)
+    known = reading.known[0]  # ran, or failed by a utility rule: a test that can fail
+    low = util & mia_in[:, p] & deep_out[:, deep].any(-1)
+    high = util & known[:, p] & ~sure_out[:, p] & (known & ~sure_in)[:, deep].any(-1)
+    return float(low[nonref].sum()), float(high[nonref].sum())
+
+
+def _count_evidence(estimate: float, bounds: tuple[float, float], draws: Draws, holds_above: bool) -> vd.Evidence:
+    """A count of methods against 1/2 (:func:`~unlearnlib.studies.verdicts.side`); the
+    verdict's seeds are the full-data seeds."""
+    lo, hi = bounds
+    return vd.Evidence(vd.side(lo, hi, 0.5, holds_above), float(estimate), lo, hi, draws.n_seeds,
+                       holds_above=holds_above)
 
 
 def scorecard_verdicts(draws: Draws, reading: Reading, budget: str, chapter: str = "scorecard") -> list[vd.Verdict]:
-    """The scorecard's claims as verdicts (:func:`unlearnlib.studies.verdicts.decide`), from
-    the joint bootstrap: the number of methods with a false sense of success (holds when
-    its t-scaled interval, :func:`_evidence`, lies above 1/2) and the number passing every
-    test (the claim "none does" holds when the interval lies below 1/2)."""
+    """The scorecard's claims as verdicts (:func:`unlearnlib.studies.verdicts.decide`): the
+    number of methods (references aside) with a false sense of success (the claim holds when
+    its interval lies above 1/2) and the number passing every resolved test (the claim "none
+    does" holds when the interval lies below 1/2). The estimate is the count at the point
+    estimate (draw 0).
+
+    The counts' intervals are not read from the draws of the counts: a count is a sum of 0/1
+    readings, and wherever 97.5% of its draws agree its interval has a zero-length side,
+    which the t-scale stretches by nothing, so a method on a pass boundary would be decided by
+    the plain percentile bootstrap (:mod:`.calibration_scorecard` measured 5-10% wrong
+    verdicts a side). They are built from the per-(method, test) score bounds instead
+    (:func:`certain_readings`, :func:`score_bounds`), each one-sided bound at a tail chosen so
+    that each side of the count's interval keeps its a = 2.5% error whatever the number of
+    methods M (references aside) and resolved tests T: a side that is wrong when *one* of m
+    readings is wrong gets each of them at a / m (Bonferroni), a side that needs *all* of them
+    wrong goes uncorrected (the rule of :func:`~unlearnlib.studies.verdicts.extreme_evidence`).
+
+    - "No method passes every test" (:func:`every_test_bounds`). Low end: the methods
+      certainly passing every test. It is too high, and "does not hold" wrongly reachable,
+      when a method that truly fails (one test truly outside the band or on its edge) is
+      declared passing all; that needs its failing test declared inside, and any of the M
+      methods may be the one: each bound at a / M (no correction over the tests: declaring a
+      method passing needs all of them). High end: the methods not certainly failing any
+      test. It is too low, and "holds" wrongly reachable, when a method that truly passes
+      is declared failing; one such method suffices, but one of its T tests declared outside
+      is enough: each bound at a / T.
+    - "False sense of success" (:func:`false_sense_bounds`; D resolved deeper tests). Low
+      end: the methods certainly passing the loss-MIA and certainly failing a deeper test.
+      It is too high, and "holds" wrongly reachable, when one of M methods truly without it
+      is counted; that method truly fails the MIA (declared inside: error at the MIA's
+      tail) or truly passes every deeper test (one of D declared outside: D times the
+      deeper tail): the MIA's bound at a / M, each deeper test's at a / (M D). High end: the
+      methods neither certainly failing the MIA nor certainly passing every deeper test. It
+      is too low, and "does not hold" wrongly reachable, when the one method truly with it
+      is excluded: its MIA declared outside or its truly failing deeper test declared inside
+      (either of two): every bound at a / 2.
+
+    The price is power: a method must clear the band by its corrected one-sided bound, so
+    at 5 seeds a method like retraining is rarely certain to pass six tests
+    (:mod:`.calibration_scorecard` has the table). The text of each claim's criterion says
+    so.
+    """
     nonref = _non_reference(draws.methods)
-    fs = false_sense(reading)[:, nonref].sum(1).astype(float)
-    ev = passes_every_test(reading)[:, nonref].sum(1).astype(float)
+    fs = float(false_sense(reading)[0, nonref].sum())
+    ev = float(passes_every_test(reading)[0, nonref].sum())
     deep = ", ".join(test_of(k).label for k in reading.tests if test_of(k).group in DEEPER_GROUPS)
-    util = f"methods losing more than {UTILITY:.0%} test accuracy against retraining pass no test"
+    util = (f"methods losing more than {UTILITY:.0%} test accuracy against retraining (point estimate) "
+            "pass no test")
+    how = ("the count's 95% interval runs from the methods that certainly count to those not certainly "
+           "excluded, by each method's per-test score intervals, corrected for the number of "
+           "tests and methods (Bonferroni)")
     return [
         vd.decide(
             "Population MIAs give a false sense of success", PAWELCZYK, chapter,
             f"at least one method passes the population loss-MIA (normalised score within {TOL} of the retrained "
-            f"model's 1) and fails a per-sample, relearning or poisoning test ({deep}); {util}",
+            f"model's 1) and fails a per-sample, relearning or poisoning test ({deep}); {util}; {how}",
             "number of methods passing the loss-MIA and failing a deeper test", 0.5,
-            _evidence(fs, draws, 0.5, True, int(nonref.sum())), None, budget),
+            _count_evidence(fs, false_sense_bounds(draws, reading), draws, True), None, budget),
         vd.decide(
             "No unlearning method passes every test", BOOK, chapter,
-            f"no method (references aside) has every resolved test within {TOL} of the retrained model's score; {util}",
-            "number of methods passing every test", 0.5, _evidence(ev, draws, 0.5, False, int(nonref.sum())),
-            None, budget),
+            f"no method (references aside) has every resolved test within {TOL} of the retrained model's score; "
+            f"{util}; {how}",
+            "number of methods passing every test", 0.5,
+            _count_evidence(ev, every_test_bounds(draws, reading), draws, False), None, budget),
     ]
 
 
@@ -1228,6 +1409,7 @@ __all__ = [
     "PoisonSetting", "poison_clean_splits", "poison_rows", "Draws",
     "bootstrap_values", "normalise", "resolved_gaps", "VALUE_RANGE", "scores", "utility_mask", "Reading", "classify",
     "passes_every_test", "false_sense", "kendall_tau", "distance_to_retrained", "ranking_distances", "kendall_matrix",
-    "scorecard_frame", "summaries", "scorecard_verdicts", "training_counts", "cell_color", "heatmap_figure",
+    "scorecard_frame", "summaries", "ALPHA", "score_bounds", "certain_readings", "every_test_bounds",
+    "false_sense_bounds", "scorecard_verdicts", "training_counts", "cell_color", "heatmap_figure",
     "kendall_figure", "html_table", "markdown_table", "hparams_text",
 ]

@@ -33,14 +33,18 @@ guarantees what a research tool must:
 Storage: a journal file per study inside the store (``JournalStorage`` with a file
 backend, safe for processes sharing a file system), or any Optuna RDB URL
 (``sqlite:///...`` locally, ``postgresql://...`` on a cluster) by option. A journal
-that cannot be read is moved aside as ``*.corrupt`` with a warning naming it, and
-the study starts again; its trials' rows are cached in the store, so nothing
-computed is lost.
+that cannot be read is moved aside as ``*.corrupt`` (``*.corrupt.N`` when that is
+taken) with a warning naming it and the damaged line, and the study starts again; its
+trials' rows are cached in the store, so nothing computed is lost. Every record is
+checked when the study is opened (:func:`journal_problem`): Optuna itself forgives a
+damaged *last* record on its first read, then fails the next one, after a trial has
+run, with a JSON error that names no file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import socket
@@ -82,10 +86,57 @@ def study_lock(store: Store, name: str):
     return FileLock(str(store.path_for("optuna", f"{name}.lock")))
 
 
+def journal_problem(path: Path | str) -> str | None:
+    """What makes the Optuna journal at ``path`` unusable, else ``None`` (also when there is
+    none): a line that is not a JSON record (``line 3: Expecting ',' delimiter at column
+    191``), or a last record cut short (no final newline). Read under the journal's own
+    append lock, so a record another process is writing is never taken for damage.
+
+    Optuna replays a journal lazily and forgives a bad last record (it could be one being
+    written): such a journal opens, then fails the first read after a write, mid-tuning."""
+    from optuna.storages.journal import JournalFileOpenLock
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    lock = JournalFileOpenLock(str(path))
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+    finally:
+        lock.release()
+    *lines, tail = data.split(b"\n")
+    for i, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            return f"line {i}: {e.msg} at column {e.colno}"
+        except ValueError as e:  # not UTF-8
+            return f"line {i}: {type(e).__name__}: {str(e)[:80]}"
+        if not isinstance(record, dict) or "op_code" not in record:
+            return f"line {i}: not a journal record"
+    if tail:
+        return f"line {len(lines) + 1}: a record cut short (no newline at its end)"
+    return None
+
+
+def _aside(path: Path) -> Path:
+    """Move ``path`` to ``<path>.corrupt``, else the first free ``<path>.corrupt.N`` (an older
+    moved-aside journal is kept)."""
+    bad, n = path.with_name(path.name + ".corrupt"), 0
+    while os.path.lexists(bad):
+        n += 1
+        bad = path.with_name(f"{path.name}.corrupt.{n}")
+    os.replace(path, bad)
+    return bad
+
+
 def open_storage(store: Store, name: str, url: str | None = None) -> optuna.storages.BaseStorage:
     """The storage of study ``name``: ``url`` (or ``$UNLEARNLIB_OPTUNA_STORAGE``) as an
-    Optuna RDB URL, else a journal file in ``<store>/optuna/``. An unreadable journal is
-    moved aside (``*.corrupt``, with a warning naming it) and a fresh one is started."""
+    Optuna RDB URL, else a journal file in ``<store>/optuna/``. A journal with a damaged
+    record (:func:`journal_problem`) or that Optuna cannot replay is moved aside
+    (``*.corrupt``, with a warning naming it and what is wrong) and a fresh one is started,
+    here, before any trial runs."""
     url = url or os.environ.get(STORAGE_ENV)
     if url:
         if "://" not in url:
@@ -102,15 +153,16 @@ def open_storage(store: Store, name: str, url: str | None = None) -> optuna.stor
         storage.get_all_studies()  # replays the log: a garbled file fails here
         return storage
 
-    try:
-        return journal()
-    except Exception as e:  # noqa: BLE001 - any replay error means the file is unusable
-        bad = path.with_name(path.name + ".corrupt")
-        os.replace(path, bad)
-        warnings.warn(f"Optuna journal {path} could not be read ({type(e).__name__}: "
-                      f"{str(e).splitlines()[0][:120] if str(e) else ''}); moved to {bad}, starting the "
-                      "study again (its trials' rows are cached in the store).", RuntimeWarning, stacklevel=2)
-        return journal()
+    problem = journal_problem(path)
+    if problem is None:
+        try:
+            return journal()
+        except Exception as e:  # noqa: BLE001 - any replay error means the file is unusable
+            problem = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+    bad = _aside(path)
+    warnings.warn(f"Optuna journal {path} could not be read ({problem}); moved to {bad}, starting the "
+                  "study again (its trials' rows are cached in the store).", RuntimeWarning, stacklevel=2)
+    return journal()
 
 
 def open_study(store: Store, name: str, n_objectives: int, metric_names: Sequence[str],
@@ -300,7 +352,7 @@ def run_trials(
 
 
 __all__ = [
-    "STALE_AFTER", "STORAGE_ENV", "open_storage", "open_study", "study_lock", "journal_path",
+    "STALE_AFTER", "STORAGE_ENV", "journal_problem", "open_storage", "open_study", "study_lock", "journal_path",
     "fail_stale_trials", "is_stale", "run_trials", "Enqueued", "TrialOutcome", "sampler_index",
     "trial_seed", "counts",
 ]
