@@ -19,6 +19,9 @@ the claim functions themselves: wrong-verdict rates with the truth on the thresh
 (including every comparison on it at once), a retrained model posing as a method, and
 power at stated effects.
 
+The scorecard's two count claims run through the scorecard's own pipeline on simulated
+per-seed rows (knife edges, a retrained model posing as a method, power).
+
 ``--real`` adds the null built from the project's own models: the poisoning chapter's rows
 (its notebook's defaults; read from the store when the book was built here) with a
 "method" that is another retrained model (the retrained row of another seed), for every
@@ -49,9 +52,11 @@ def main() -> None:
     ap.add_argument("--claim-sims", type=int, default=400, help="simulated experiments per claim cell")
     ap.add_argument("--only-claims", action="store_true", help="skip the single-statistic table")
     ap.add_argument("--real", action="store_true", help="add the retrained-as-method null from real models")
+    ap.add_argument("--scorecard-sims", type=int, default=400, help="simulated experiments per scorecard cell")
     args = ap.parse_args()
     if args.only_claims:
         claims_table(args.claim_sims)
+        scorecard_table(args.scorecard_sims)
         if args.real:
             real_null(args.claim_sims)
         return
@@ -86,8 +91,20 @@ def main() -> None:
     ok = table["coverage"].between(0.93, 0.97)
     print(f"\n{int(ok.sum())} of {len(table)} cells within 0.93-0.97; {time.perf_counter() - start:.0f} s")
     claims_table(args.claim_sims)
+    scorecard_table(args.scorecard_sims)
     if args.real:
         real_null(args.claim_sims)
+
+
+def scorecard_table(sims: int) -> None:
+    """The scorecard's two count claims through its own pipeline (:mod:`unlearnlib.studies.calibration_scorecard`)."""
+    from unlearnlib.studies import calibration_scorecard as CS
+
+    start = time.perf_counter()
+    table = CS.scenarios((5, 10), ("normal",), sims)
+    print()
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}", na_rep="-"))
+    print(f"(scorecard: {sims} experiments per cell, {time.perf_counter() - start:.0f} s)")
 
 
 FRACTIONS = ["fraction:0.03", "fraction:0.15", "fraction:0.3"]

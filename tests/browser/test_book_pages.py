@@ -163,3 +163,63 @@ def test_slider_helper_moves_a_constructed_plotly_slider(driver, tmp_path):
             move_plotly_slider(driver, "fig", step=3)
     finally:
         server.close()
+
+
+# --------------------------------------------------------------------------- the landing page's first screen (issue 34)
+
+#: Where the landing page's parts are and how wide they are: the generated answer, the
+#: text column, the forest plot and the verdict table; the widest elements of the column.
+LANDING_JS = """
+const answer = document.getElementById('unlearnlib-answer');
+const table = document.getElementById('unlearnlib-verdicts');
+const forest = document.getElementById('unlearnlib-forest');
+const column = document.querySelector('article.bd-article') || document.querySelector('main');
+const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+  + (typeof e.className === 'string' && e.className ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+const widest = [...column.querySelectorAll('*')].map(e => ({element: name(e), width: e.getBoundingClientRect().width,
+  scroll_width: e.scrollWidth})).sort((a, b) => b.width - a.width || b.scroll_width - a.scroll_width).slice(0, 5);
+return {
+  inner_width: window.innerWidth, inner_height: window.innerHeight,
+  doc_scroll_width: document.documentElement.scrollWidth,
+  column_width: column.clientWidth,
+  answer: answer && {top: answer.getBoundingClientRect().top, bottom: answer.getBoundingClientRect().bottom,
+                     text: answer.innerText},
+  table: table && {scroll_width: table.scrollWidth, width: table.getBoundingClientRect().width,
+                   container_width: table.parentElement.clientWidth,
+                   rows: table.querySelectorAll('tbody tr').length,
+                   details: table.querySelectorAll('tbody tr details').length},
+  forest: forest && {is_plotly: forest.classList.contains('plotly-graph-div'), traces: (forest.data || []).length,
+                     panels: forest.querySelectorAll('g.cartesianlayer > g.subplot').length,
+                     width: forest.getBoundingClientRect().width,
+                     markers: forest.querySelectorAll('g.trace path.point').length},
+  widest: widest,
+};
+"""
+
+
+def test_landing_first_screen_answers_at_1400_px(driver, book_server, artifacts):
+    """At 1400x900 the generated answer (three sentences) starts on the first screen, the
+    forest plot is drawn with one panel per claim, and nothing (the verdict table above all)
+    is wider than the text column; the first screen is saved as ``landing-first-screen.png``
+    and the measurements as ``landing-first-screen.json``."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        visit(driver, book_server, "book/intro.html")
+        driver.execute_script("window.scrollTo(0, 0);")
+        m = driver.execute_script(LANDING_JS)
+        (artifacts / "landing-first-screen.json").write_text(json.dumps(m, indent=1))
+        _screenshot(driver, artifacts / "landing-first-screen.png")
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert (m["inner_width"], m["inner_height"]) == (1400, 900), m
+    answer, table, forest = m["answer"], m["table"], m["forest"]
+    assert answer, "the landing page has no generated answer (#unlearnlib-answer)"
+    assert 0 <= answer["top"] < m["inner_height"], f"the answer starts below the first screen: {answer['top']}"
+    assert all(lead in answer["text"] for lead in ("Holds (", "Does not hold (", "This budget cannot tell (")), answer
+    assert m["doc_scroll_width"] <= m["inner_width"], f"the page scrolls sideways: {m['widest']}"
+    assert table and table["rows"] >= 1 and table["details"] == table["rows"], table
+    assert table["scroll_width"] <= table["container_width"] <= m["column_width"], (table, m["column_width"])
+    assert forest and forest["is_plotly"] and forest["traces"] >= 1 and forest["markers"] >= 1, forest
+    assert forest["panels"] == table["rows"], (forest, table)  # one panel per claim
+    assert forest["width"] <= m["column_width"] + 1, (forest, m["column_width"])
