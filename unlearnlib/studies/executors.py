@@ -41,6 +41,15 @@ are raised again here, and the worker store's hits, misses and corrupt entries a
 to this process's store. A failed task does not stop the others: when all have finished,
 :class:`UnitsFailed` names every unit that failed and why (units that needed it are named
 as not run).
+
+One clean failure on every executor. A failed unit (a full disk included) ends in the one
+:class:`UnitsFailed` line whichever executor ran it, and Ctrl-C in the one line of the
+command line: the local cluster's own output never reaches the terminal. Its workers write
+their stdout and stderr (Dask's "Compute Failed" tracebacks among them) to the cluster's
+log, ``<store>/logs/dask-<date>.log`` (:attr:`DaskExecutor.log_path`), where this process's
+Dask loggers write too while the cluster lives; the workers and their fork server ignore
+Ctrl-C, which this process alone handles by closing the cluster. A scheduler address that
+cannot be reached is reported in one line within :data:`CONNECT_TIMEOUT` seconds.
 """
 
 from __future__ import annotations
@@ -50,13 +59,17 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
+import socket
+import tempfile
+import threading
 import time
 import uuid
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 from unittest import mock
 
 import torch
@@ -68,8 +81,15 @@ from ..store import Store
 SCHEDULER_ENV = "UNLEARNLIB_SCHEDULER"
 #: Environment variable giving the number of local worker processes of the command line.
 WORKERS_ENV = "UNLEARNLIB_WORKERS"
-#: Seconds to wait for a scheduler before giving up.
-CONNECT_TIMEOUT = 30
+#: Seconds to wait for a scheduler before giving up (a refused connection is reported at once).
+CONNECT_TIMEOUT = 4
+#: Environment variable that names the local cluster's log to its worker processes
+#: (:func:`unlearnlib.studies.worker_preload.dask_setup` sends their output there).
+WORKER_LOG_ENV = "UNLEARNLIB_WORKER_LOG"
+#: The Dask preload of the local workers (run in each worker as it starts).
+WORKER_SETUP = "unlearnlib.studies.worker_preload"
+#: A logging level above every record: what the local cluster's stream handlers are set to.
+SILENT = logging.CRITICAL + 10
 _ADDRESS = re.compile(r"(tcp|tls|ws|wss|ucx|inproc)://\S+|[A-Za-z0-9_.-]+:[0-9]+")
 
 
@@ -363,12 +383,21 @@ class DaskExecutor(Executor):
     calls. Results do not depend on it: a unit computes the same entries here as in a
     worker (same code, same thread count). If this process finishes every unit first, the
     cluster goes on starting for later runs and :meth:`close` waits for it, then closes it.
+
+    The local cluster's log (:attr:`log_path`): ``dask-<date>.log`` in ``log_dir``, by
+    default the ``logs`` folder of the store of the first units it runs. The workers' stdout
+    and stderr go there from their start (:func:`.worker_preload.dask_setup`), and this
+    process's Dask log records while the cluster lives; nothing of the cluster reaches the
+    terminal, where each failed unit is reported in :class:`UnitsFailed`'s one line. The
+    workers and their fork server ignore SIGINT: Ctrl-C interrupts this process, which closes
+    the cluster (one still starting is waited for first). A worker that Dask restarts after
+    a crash is spawned: until its preload runs it has the terminal and Ctrl-C as before.
     """
 
     parallel = True
 
     def __init__(self, address: str | None = None, n_workers: int | None = None,
-                 compute_while_starting: bool = True) -> None:
+                 compute_while_starting: bool = True, log_dir: str | Path | None = None) -> None:
         if address is not None and n_workers is not None:
             raise ValueError("Give a scheduler address or a number of local workers, not both.")
         self.address = check_address(address) if address is not None else None
@@ -383,6 +412,14 @@ class DaskExecutor(Executor):
         self.start_seconds: float | None = None
         #: Units this process computed itself while the local cluster started.
         self.units_while_starting = 0
+        #: Folder of the local cluster's log; None: ``logs`` in the store of the first units
+        #: it runs (else in the default store, :func:`unlearnlib.store.default_root`).
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        #: The local cluster's log (its workers' output, this process's Dask log records),
+        #: once the cluster starts; None while it has not (and for a scheduler address).
+        self.log_path: Path | None = None
+        self._log: _ClusterLog | None = None
+        self._store_hint: str | None = None
 
     def __repr__(self) -> str:
         where = self.address or f"{self.n_workers} local workers"
@@ -398,14 +435,7 @@ class DaskExecutor(Executor):
                 self._start_local()
             self._take_started()
             return self._client
-        from distributed import Client
-
-        try:
-            self._client = Client(self.address, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as e:
-            raise ValueError(f"Cannot reach the Dask scheduler at {self.address} ({_first_line(e)}); start one "
-                             "with `dask scheduler` (and workers with `dask worker ADDRESS`) or check the "
-                             "address.") from None
+        self._client = connect(self.address)
         return self._client
 
     @property
@@ -427,19 +457,29 @@ class DaskExecutor(Executor):
         its client, and touches no warning filters (not thread-safe), so the scheduler's
         internal HTTP server takes a free port instead of 8787 (which warns when taken)."""
         threads = torch.get_num_threads()
+        self._log = log = _ClusterLog(self._log_dir(), f"{self.n_workers} local workers")
+        self.log_path = log.path
         env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), THREADS_ENV: str(threads),
                # the statistical profiler feeds only the dashboard (not started here); it samples the
                # task's stack every 10 ms under the GIL (measured once on 2 loaded cores: 39 -> 27
                # worker CPU-seconds for a 2-seed grid)
-               "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+               "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+               # where each worker sends its stdout and stderr (worker_preload.dask_setup)
+               WORKER_LOG_ENV: str(self.log_path or os.devnull)}
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in each worker (and in this process's
         # environment, so in every kernel or subprocess started later). An explicit trim
         # threshold turns off glibc's dynamic mmap threshold: every tensor over 128 KiB is then
         # mmap'ed and unmapped again, page faults included. Measured on this 2-core machine: a
         # 256x256 matmul loop took 0.26-0.36 s of CPU in a worker against 0.17 s without it,
         # and a 16-training grid ran at 0.90x serial with 2 workers. It is dropped here.
+        try:
+            method = start_forkserver(env)
+        except BaseException:
+            self._log = None
+            log.close()
+            raise
         config = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                  "distributed.worker.multiprocessing-method": start_forkserver(env)}
+                  "distributed.worker.multiprocessing-method": method}
         n_workers = self.n_workers
         began = time.perf_counter()
 
@@ -447,10 +487,15 @@ class DaskExecutor(Executor):
             import dask
             from distributed import Client, LocalCluster
 
+            log.attach()  # Dask's import installed its stream handlers: silenced from here
             with dask.config.set(config):
+                # silence_logs: nothing of the cluster reaches a terminal (this process's stream
+                # handlers are silenced by _ClusterLog already; a worker's until its preload
+                # sends its output to the log); the preload runs in each worker as it starts
                 cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
-                                       silence_logs=logging.ERROR, env=env)
+                                       silence_logs=SILENT, env=env,
+                                       preload=[*dask.config.get("distributed.worker.preload", []), WORKER_SETUP])
             try:
                 client = Client(cluster)  # LocalCluster returns with its workers registered
             except BaseException:
@@ -462,6 +507,16 @@ class DaskExecutor(Executor):
         pool = ThreadPoolExecutor(1, thread_name_prefix="unlearnlib-cluster-start")
         self._starting = pool.submit(start)
         pool.shutdown(wait=False)
+
+    def _log_dir(self) -> Path:
+        """The folder of the local cluster's log (see :attr:`log_dir`)."""
+        if self.log_dir is not None:
+            return self.log_dir
+        if self._store_hint is not None:
+            return Path(self._store_hint) / "logs"
+        from ..store import default_root
+
+        return default_root() / "logs"
 
     @property
     def size(self) -> int:
@@ -485,12 +540,16 @@ class DaskExecutor(Executor):
         if self._starting is not None:
             with contextlib.suppress(Exception):  # one that never started leaves nothing to close
                 self._take_started()
-        client, cluster = self._client, self._cluster
-        self._client = self._cluster = None
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        client, cluster, log = self._client, self._cluster, self._log
+        self._client = self._cluster = self._log = None
+        try:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            if log is not None:  # after the cluster's last words
+                log.close()
 
     # -- running --------------------------------------------------------------
     def _execute(self, todo: list[Task], desc: str, show_progress: bool, short: bool = False
@@ -499,6 +558,8 @@ class DaskExecutor(Executor):
 
         results: dict[Task, TaskResult] = {}
         failures: list[tuple[Task, str, BaseException]] = []
+        if self._store_hint is None and todo:
+            self._store_hint = todo[0].store_root  # the local cluster's log goes into this store
         with tqdm(total=len(todo), desc=desc, unit="unit", disable=not show_progress, leave=False) as bar:
             rest = todo
             if short and self.address is None and self.compute_while_starting and not self.started:
@@ -576,9 +637,188 @@ def start_forkserver(env: dict[str, str]) -> str:
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
-    with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k.endswith("_THREADS")}):
+    with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k.endswith("_THREADS")}), _sigint_ignored():
         forkserver.ensure_running()
     return "forkserver"
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process while a process is started from it (in the main
+    thread; elsewhere nothing changes), which inherits that: the terminal sends Ctrl-C to
+    the whole process group, and the fork server, still importing its preload, would die of
+    it with a ``KeyboardInterrupt`` traceback (the cluster's start failing with more); the
+    workers forked from it ignore SIGINT too. A Ctrl-C in the few milliseconds of the
+    fork server's start is lost (press it again)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.getsignal(signal.SIGINT)
+    if old is None:  # a handler not installed from Python: cannot be put back
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+# --------------------------------------------------------------------------- the cluster's output
+
+
+class _LogFile(logging.Handler):
+    """Log records appended to a file, never complaining on the terminal (a full disk must not
+    print logging's own tracebacks there). Not a ``StreamHandler``: Dask's ``silence_logs``
+    silences those."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.INFO)
+        self.stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + "\n")
+            self.stream.flush()
+        except Exception:  # noqa: BLE001 - see the class
+            pass
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        super().close()
+
+
+#: The loggers Dask's logging configuration gives its stream handler (one handler, on the
+#: terminal); the local cluster's machinery in this process logs to them.
+_DASK_LOGGERS = ("distributed", "tornado", "bokeh")
+_silenced: dict[logging.Handler, int] = {}
+_silence_users = 0
+_silence_lock = threading.Lock()
+
+
+def _dask_loggers() -> list[logging.Logger]:
+    """This process's loggers of :data:`_DASK_LOGGERS` and below them."""
+    names = [n for n in list(logging.Logger.manager.loggerDict)
+             if any(n == d or n.startswith(d + ".") for d in _DASK_LOGGERS)]
+    return [logging.getLogger(n) for n in sorted(names)]
+
+
+class _ClusterLog:
+    """A local cluster's log, ``FOLDER/dask-<date>.log``, appended to (else in the temporary
+    folder; :attr:`path` None where neither can be opened): its workers send their stdout and
+    stderr there (:data:`WORKER_LOG_ENV`), and, once :meth:`attach` ran, so do this process's
+    Dask loggers, whose stream handlers (the terminal) are silenced until the last live
+    cluster's log is closed."""
+
+    def __init__(self, folder: Path, what: str) -> None:
+        self.path: Path | None = None
+        self._handler: logging.Handler | None = None
+        self._loggers: list[logging.Logger] = []
+        self._attached = False
+        for where in (folder, Path(tempfile.gettempdir()) / "unlearnlib-logs"):
+            try:
+                where.mkdir(parents=True, exist_ok=True)
+                path = where / f"dask-{time.strftime('%Y-%m-%d')}.log"
+                handler = _LogFile(path)
+                handler.stream.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} unlearnlib: a local Dask "
+                                     f"cluster of {what} starts (process {os.getpid()}) ===\n")
+                handler.stream.flush()
+            except (OSError, ValueError):
+                continue
+            self.path, self._handler = path, handler
+            break
+
+    def attach(self) -> None:
+        """Silence Dask's stream handlers in this process and log its records here (call
+        it once Dask is imported: its import installs them)."""
+        global _silence_users
+        with _silence_lock:
+            _silence_users += 1
+            self._attached = True
+            for logger in _dask_loggers():
+                streams = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+                for h in streams:
+                    if h not in _silenced:
+                        _silenced[h] = h.level
+                        h.setLevel(SILENT)
+                if streams and self._handler is not None:
+                    logger.addHandler(self._handler)
+                    self._loggers.append(logger)
+        if self._handler is not None:
+            self._handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+
+    def close(self) -> None:
+        """Stop logging here; the last live cluster's log gives the terminal back."""
+        global _silence_users
+        with _silence_lock:
+            for logger in self._loggers:
+                logger.removeHandler(self._handler)
+            self._loggers = []
+            if self._attached:
+                self._attached = False
+                _silence_users -= 1
+                if _silence_users == 0:
+                    for h, level in _silenced.items():
+                        h.setLevel(level)
+                    _silenced.clear()
+        if self._handler is not None:
+            self._handler.close()
+            self._handler = None
+
+
+# --------------------------------------------------------------------------- a scheduler's address
+
+
+def connect(address: str, timeout: float = CONNECT_TIMEOUT):
+    """A Dask ``Client`` of the scheduler at ``address``, else one ``ValueError`` line naming
+    the address and what to check, within about ``timeout`` seconds.
+
+    A TCP address is first tried with a plain socket (nothing listening, an unknown host: at
+    once), then with Dask's handshake under the same deadline (a process that accepts the
+    connection but never answers, a hung scheduler, would hold Dask's own ``Client`` forever),
+    and only then is the client made."""
+    import asyncio
+
+    from distributed import Client
+    from distributed.comm import connect as dask_connect
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    what = "check the address (as `dask scheduler` prints it) and that a Dask scheduler runs there"
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            host, port = parse_host_port(location)
+            what = (f"check that a Dask scheduler runs there (`dask scheduler`; its workers: `dask worker "
+                    f"{address}`), that the address is the one it printed, and that this machine can reach "
+                    f"{host}:{port} (a firewall)")
+            try:
+                with socket.create_connection((host, port), timeout=timeout):
+                    pass
+            except ConnectionRefusedError:
+                raise OSError("connection refused, nothing listens there") from None
+            except socket.gaierror as e:
+                raise OSError(f"unknown host {host!r} ({e.strerror or e})") from None
+            except TimeoutError:
+                raise OSError(f"no answer within {timeout:g} s") from None
+
+        async def handshake() -> None:
+            comm = await asyncio.wait_for(dask_connect(address, timeout=timeout), timeout)
+            comm.abort()
+
+        with ThreadPoolExecutor(1, thread_name_prefix="unlearnlib-connect") as pool:  # any caller's event loop
+            try:
+                pool.submit(asyncio.run, handshake()).result()
+            except (asyncio.TimeoutError, TimeoutError):
+                raise OSError(f"no Dask scheduler answered within {timeout:g} s") from None
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ValueError(f"Cannot reach the Dask scheduler at {address}: {why}; {what}.") from None
 
 
 # --------------------------------------------------------------------------- choosing one
