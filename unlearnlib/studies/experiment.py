@@ -34,7 +34,14 @@ from ..datasets.embedded import dataset_cache
 from ..evaluation import compare_to_reference, evaluate_model, l2_distance
 from ..methods import _cost
 from ..models import available_models, build_model
-from ..store import Store, atomic_write_bytes, canonical_json, content_key, probe_writable, writable_error
+from ..store import (
+    Store,
+    atomic_write_bytes,
+    canonical_json,
+    content_key,
+    probe_writable,
+    writable_error,
+)
 from ..training import ReferenceModels, default_recipe, model_spec, progress, train_reference_models
 from . import executors
 from .worker_cache import Kept, absolute, check_fingerprint, stored

@@ -64,9 +64,9 @@ import pandas as pd
 from ..poisoning import HARM_SIGN, METRICS
 from .verdicts import (
     MIN_SEEDS,
+    UNTESTED,
     Evidence,
     Ratio,
-    UNTESTED,
     Tables,
     Verdict,
     decide,
