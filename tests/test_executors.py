@@ -352,7 +352,7 @@ def test_one_study_tuned_by_two_workers_has_exactly_its_trials(ex, parallel, tmp
     root = tmp_path / "s"
     shutil.copytree(parallel[1], root)
     store = Store(root)
-    n = 8
+    n = 24  # enough trials (about 0.1 s each) that the second tuner joins before the first ends them all
     ex.client().run(lambda: __import__("unlearnlib.studies.hpo"))  # both workers ready
     result = hpo.tune("ga", dataset="digits", model="small_cnn", epochs=2, seeds=0, n_trials=n, store=store,
                       show_progress=False, executor=ex, parallel_trials=True)
