@@ -3,7 +3,10 @@ otherwise (benchmarks/gpu_check.sh runs the suite with ``cuda``)."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -55,3 +58,22 @@ def splits(device, session_store_env):
 def refs(splits, session_store_env):
     """Original and retrained cnn1d of seed 0 (trained once per session)."""
     return train_reference_models(splits, "cnn1d", 0, FAST_RECIPE, Store(session_store_env), show_progress=False)
+
+
+def _entry_spec(path: Path) -> dict:
+    """The spec a store entry was written under: a result's JSON or a model's meta record."""
+    if path.suffix == ".json":
+        return json.loads(path.read_text())["spec"]
+    return json.loads(torch.load(path, weights_only=True)["meta"])["spec"]
+
+
+@pytest.fixture(scope="session")
+def find_entry() -> Callable[..., Path]:
+    """``find_entry(store_root, kind, **spec_fields)``: the one entry of ``kind`` ("models",
+    "results") whose spec has those fields; fails unless exactly one matches."""
+    def find(root: Path, kind: str, **match) -> Path:
+        hits = [p for p in (root / kind).glob("*.*") if p.suffix in (".pt", ".json")
+                and all(_entry_spec(p).get(k) == v for k, v in match.items())]
+        assert len(hits) == 1, (kind, match, hits)
+        return hits[0]
+    return find

@@ -202,15 +202,27 @@ def test_the_side_where_a_claim_holds_is_inferred_when_not_recorded():
 
 def test_a_changed_result_row_changes_the_published_verdict(tmp_path):
     text = build(tmp_path, grid(GOOD))
-    assert "**Holds (3):**" in text and "(generated/methods.html)" not in text
-    assert "[Deep Unlearn, reproduced](generated/methods.ipynb)" in text
+    assert "**Holds (5):**" in text and "(generated/methods.html)" not in text
+    scope = f"9 of {len(V.registered_methods())} methods, random:0.1"
+    # issue 34: the chapter's claims name what they were tested on, in the sentence and the table
+    assert f"([Deep Unlearn, reproduced](generated/methods.ipynb): {scope})" in text
+    assert all(f'<div class="ul-scope">on {scope}</div>' in r for r in rows(text))
     assert "NG+ is the baseline to beat" in text and "Plotly.newPlot('unlearnlib-headline'" in text
     assert "Plotly.newPlot('unlearnlib-forest'" in text and f":name: {dashboard.ANSWER_ID}" in text
     worse = grid(GOOD)
     worse.loc[worse["method"] == "ngplus", ["retain_acc", "val_acc"]] -= 0.5
     text = build(tmp_path, worse)
     row = next(r for r in rows(text) if "NG+ is the baseline to beat" in r)
-    assert f'data-state="{V.FAILS}"' in row and "**Holds (2):**" in text and "**Does not hold (1):**" in text
+    assert f'data-state="{V.FAILS}"' in row and "**Holds (4):**" in text and "**Does not hold (1):**" in text
+
+
+def test_claims_of_one_chapter_with_different_scopes_each_name_theirs():
+    a = V.Verdict(**{**verdict("Rankings carry over", V.HOLDS, chapter="text").row(), "scope": "9 methods"})
+    b = V.Verdict(**{**verdict("NG+ is the baseline to beat", V.HOLDS, chapter="text").row(),
+                     "scope": "9 of 24 methods, rt_sentiment/text_bag, random:0.1"})
+    text = dashboard.answer_sentences([a, b], {"text": "generated/text.ipynb"}, {"text": "Text"})[0]
+    assert text == ("**Holds (2):** Rankings carry over \\[9 methods\\]; NG+ is the baseline to beat \\[9 of 24 "
+                    "methods, rt\\_sentiment/text\\_bag, random:0.1\\] ([Text](generated/text.ipynb)).")
 
 
 def test_page_order_and_headline_caption(tmp_path):

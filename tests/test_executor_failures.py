@@ -14,7 +14,6 @@ local cluster is a real ``dask.distributed`` LocalCluster of two worker processe
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -251,23 +250,8 @@ def test_a_full_disk_ends_in_the_same_line_on_every_executor(driven):
     assert line.count("OSError: [Errno 28] No space left on device") == 3, line
 
 
-def _spec(path: Path) -> dict:
-    import torch
-
-    if path.suffix == ".json":
-        return json.loads(path.read_text())["spec"]
-    return json.loads(torch.load(path, weights_only=True)["meta"])["spec"]
-
-
-def _find(root: Path, kind: str, **match) -> Path:
-    hits = [p for p in (root / kind).glob("*.*") if p.suffix in (".pt", ".json")
-            and all(_spec(p).get(k) == v for k, v in match.items())]
-    assert len(hits) == 1, (kind, match, hits)
-    return hits[0]
-
-
 @pytest.fixture(scope="module")
-def cli_failed_unit(tmp_path_factory) -> dict[str, tuple[int, list[str], Path]]:
+def cli_failed_unit(tmp_path_factory, find_entry) -> dict[str, tuple[int, list[str], Path]]:
     """``unlearnlib run`` with ``--workers 1`` and ``--workers 2`` where one unit meets a store
     entry of another key (seed 0's original model copied over seed 1's): exit status,
     output lines, store."""
@@ -276,9 +260,9 @@ def cli_failed_unit(tmp_path_factory) -> dict[str, tuple[int, list[str], Path]]:
     base = root / "base"
     subprocess.run([*run, "--store", str(base), "--workers", "1"], cwd=ROOT, env=ENV, check=True,
                    stdout=subprocess.DEVNULL, timeout=300)
-    shutil.copy(_find(base, "models", role="original", seed=0), _find(base, "models", role="original", seed=1))
+    shutil.copy(find_entry(base, "models", role="original", seed=0), find_entry(base, "models", role="original", seed=1))
     for seed in (0, 1):
-        _find(base, "results", method="ft", seed=seed).unlink()
+        find_entry(base, "results", method="ft", seed=seed).unlink()
     out = {}
     for workers in ("1", "2"):
         store = root / f"s{workers}"
@@ -289,7 +273,7 @@ def cli_failed_unit(tmp_path_factory) -> dict[str, tuple[int, list[str], Path]]:
     return out
 
 
-def test_a_unit_failed_in_the_command_line_is_one_line_on_every_executor(cli_failed_unit):
+def test_a_unit_failed_in_the_command_line_is_one_line_on_every_executor(cli_failed_unit, find_entry):
     """Serially the run stops at the unit; on two workers the other units finish, and the
     line names the unit. Both print only that line, naming the entry."""
     (rc1, serial, _), (rc2, parallel, store) = cli_failed_unit["1"], cli_failed_unit["2"]
@@ -298,7 +282,7 @@ def test_a_unit_failed_in_the_command_line_is_one_line_on_every_executor(cli_fai
     assert parallel[0].startswith("unlearnlib: error: 1 of 2 unit(s) failed (") and "ft on seed 1: " in parallel[0]
     assert all("holds the entry of key" in lines[0] for lines in (serial, parallel))
     assert rc1 in (1, 2) and rc2 in (1, 2)
-    _find(store, "results", method="ft", seed=0)  # the other unit finished and is stored
+    find_entry(store, "results", method="ft", seed=0)  # the other unit finished and is stored
 
 
 @pytest.mark.xfail(strict=True, reason="the serial code path raises the unit's own error (a ValueError here: "

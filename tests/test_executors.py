@@ -9,7 +9,6 @@ column but the wall-clock ones.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -50,19 +49,6 @@ def _entries(root: Path) -> dict[Path, tuple[int, int]]:
     """Every store entry with its inode and mtime: a rewritten entry changes both."""
     return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for kind in ("models", "results", "reference")
             for p in (root / kind).glob("*.*") if p.suffix in (".pt", ".json")}
-
-
-def _spec(path: Path) -> dict:
-    if path.suffix == ".json":
-        return json.loads(path.read_text())["spec"]
-    return json.loads(torch.load(path, weights_only=True)["meta"])["spec"]
-
-
-def _find(root: Path, kind: str, **match) -> Path:
-    hits = [p for p in (root / kind).glob("*.*") if p.suffix in (".pt", ".json")
-            and all(_spec(p).get(k) == v for k, v in match.items())]
-    assert len(hits) == 1, (kind, match, hits)
-    return hits[0]
 
 
 @pytest.fixture(scope="module")
@@ -299,31 +285,31 @@ def test_a_worker_killed_mid_task_loses_nothing_and_recomputes_nothing_stored(ex
     assert {p.name for p in after} == {p.name for p in _entries(serial[1])}  # nothing lost
 
 
-def test_a_failed_unit_is_named_and_the_others_finish(ex, serial, parallel, tmp_path):
+def test_a_failed_unit_is_named_and_the_others_finish(ex, serial, parallel, tmp_path, find_entry):
     """Seed 0's original copied over seed 1's: the seed-1 unit that meets it fails, naming
     the entry; seed 0's missing row is computed meanwhile; the next run completes."""
     root = tmp_path / "s"
     shutil.copytree(parallel[1], root)
-    s0, s1 = (_find(root, "models", role="original", seed=s) for s in (0, 1))
+    s0, s1 = (find_entry(root, "models", role="original", seed=s) for s in (0, 1))
     shutil.copy(s0, s1)
     for seed in (0, 1):
-        _find(root, "results", method="ft", seed=seed).unlink()
+        find_entry(root, "results", method="ft", seed=seed).unlink()
     with pytest.raises(executors.UnitsFailed) as info:
         run_grid(store=Store(root), executor=ex, **GRID)
     failures = info.value.failures
     assert failures and all("seed 1" in label and "holds the entry of key" in why for label, why in failures)
     assert "seed 1" in str(info.value) and s1.stem in str(info.value)
-    _find(root, "results", method="ft", seed=0)  # the other unit finished and is stored
+    find_entry(root, "results", method="ft", seed=0)  # the other unit finished and is stored
     _same_rows(serial[0], run_grid(store=Store(root), executor=ex, **GRID))
 
 
-def test_a_workers_warning_reaches_the_caller(ex, serial, parallel, tmp_path):
+def test_a_workers_warning_reaches_the_caller(ex, serial, parallel, tmp_path, find_entry):
     """A corrupt model met on a worker: its warning is raised here, the corrupt entry counted."""
     root = tmp_path / "s"
     shutil.copytree(parallel[1], root)
-    model = _find(root, "models", role="retrain", seed=0)
+    model = find_entry(root, "models", role="retrain", seed=0)
     model.write_bytes(model.read_bytes()[:-64])
-    _find(root, "results", method="ft", seed=0).unlink()
+    find_entry(root, "results", method="ft", seed=0).unlink()
     store = Store(root)
     with pytest.warns(RuntimeWarning, match=f"{model.name}.* is corrupt"):
         df = run_grid(store=store, executor=ex, **GRID)
@@ -346,9 +332,10 @@ def test_tuning_on_workers_is_the_serial_search(ex, serial, parallel, tmp_path):
     pd.testing.assert_frame_equal(a.selection.candidates, b.selection.candidates, check_exact=True)
 
 
-@pytest.mark.xfail(reason="regression since c70dbdf, not yet diagnosed: on an idle fresh clone one of the two "
-                          "tuners takes every trial (the study still ends with exactly n, nothing asked twice); "
-                          "suspects: the Optuna journal check in trials.py, the store's fcntl locks", strict=False)
+@pytest.mark.xfail(reason="known, not yet diagnosed: on an idle fresh clone, after the module's earlier tests, one "
+                          "of the two tuners has taken every trial (the study still ends with exactly n, nothing asked "
+                          "twice); it passes alone and on a loaded machine. The assertion now prints each tuner's "
+                          "trial count and first/last start times", strict=False)
 def test_one_study_tuned_by_two_workers_has_exactly_its_trials(ex, parallel, tmp_path):
     """parallel_trials: two tuners share one study; it ends with exactly n_trials complete
     trials, no sampler index twice, and every complete trial's row in the store."""
@@ -356,7 +343,11 @@ def test_one_study_tuned_by_two_workers_has_exactly_its_trials(ex, parallel, tmp
     shutil.copytree(parallel[1], root)
     store = Store(root)
     n = 24  # enough trials (about 0.1 s each) that the second tuner joins before the first ends them all
-    ex.client().run(lambda: __import__("unlearnlib.studies.hpo"))  # both workers ready
+    # Both workers present (an earlier test killed one; its nanny restarts it) and ready, with
+    # what a unit imports.
+    client = ex.client()
+    client.wait_for_workers(2)
+    client.run(lambda: __import__("unlearnlib.studies.worker_preload") and __import__("unlearnlib.studies.hpo"))
     result = hpo.tune("ga", dataset="digits", model="small_cnn", epochs=2, seeds=0, n_trials=n, store=store,
                       show_progress=False, executor=ex, parallel_trials=True)
     setup = hpo.Setup.create("digits", "small_cnn", epochs=2, store=Store(root), show_progress=False)
@@ -365,7 +356,10 @@ def test_one_study_tuned_by_two_workers_has_exactly_its_trials(ex, parallel, tmp
     assert len(done) == n and result.seeds[0].n_trials == n
     indices = [t.user_attrs[trials.INDEX] for t in study.trials]
     assert len(indices) == len(set(indices))  # no trial asked twice
-    assert len({t.user_attrs[trials.WORKER]["pid"] for t in study.trials}) == 2  # both tuners took trials
+    by_pid: dict[int, list] = {}
+    for t in study.trials:
+        by_pid.setdefault(t.user_attrs[trials.WORKER]["pid"], []).append(t.datetime_start)
+    assert len(by_pid) == 2, {pid: (len(s), min(s), max(s)) for pid, s in by_pid.items()}  # both tuners took trials
     for t in done:  # nothing lost: every complete trial's row is stored
         hp = hpo.registry.get("ga").resolve_hparams(t.params, setup.scale)
         assert store.has("results", method_spec("ga", setup.splits, "small_cnn", setup.recipe, 0, hp))

@@ -232,6 +232,8 @@ def test_no_method_removes_the_poisons_and_the_mia_is_fooled_hold():
     one, two = findings(df)
     assert one.state == V.HOLDS and two.state == V.HOLDS
     assert one.low > 0.1 and abs(one.estimate - 0.5) < 0.02  # min over attacks of the best share
+    n = len(V.registered_methods())
+    assert one.scope == two.scope and one.scope.startswith(f"3 of {n} methods, ") and " attacks working (" in one.scope
     # margin = min(0.05 - 0.01, 0.5 * (0.8 - 0.1)) = 0.04: the MIA condition binds
     assert 0.03 < two.estimate < 0.05 and two.low > 0 and two.n_seeds == 6  # noise: sd 0.003 per attack
     assert "seeds 0-5" in one.budget and "gaussian (2% poisons)" in one.budget and "at 10%" in one.budget

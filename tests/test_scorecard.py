@@ -339,6 +339,8 @@ def test_verdicts_on_constructed_draws():
     false, none = sc.scorecard_verdicts(d, r, "constructed")
     assert false.state == vd.HOLDS and false.estimate == 1   # shallow
     assert none.state == vd.FAILS and none.estimate == 1     # honest passes both tests
+    assert none.scope == false.scope and none.scope.startswith(f"{len(d.methods) - 2} ")  # references aside
+    assert none.scope.endswith(f"{int(r.resolved.sum())} of {len(r.tests)} tests resolved")
     # the population MIA catches both, and honest fails U-LiRA too (0.58: score 0.47)
     false, none = sc.scorecard_verdicts(*_draws(5, shallow_mia=0.6, honest_ulira=0.58, honest_mia=0.6),
                                         "constructed")

@@ -480,6 +480,8 @@ def test_unrolling_verdicts_on_constructed_rows():
     vs = {v.claim: v for v in U.unrolling_verdicts(_rows(6, sd_factor=0.5, sgu_factor=2.0), "test")}
     fixed = vs["The proxy tracks verification error at a fixed learning rate"]
     assert fixed.state == V.HOLDS and fixed.estimate == pytest.approx(1.0)
+    lrs = sorted(_rows(6, sd_factor=0.5, sgu_factor=2.0)["lr"].unique())
+    assert {v.scope for v in vs.values()} == {"learning rates " + ", ".join(f"{x:g}" for x in lrs)}
     assert vs["The SD regulariser lowers verification error"].state == V.HOLDS
     assert vs["The SD regulariser lowers verification error"].estimate == pytest.approx(0.5)
     sgu = vs["Single-gradient unlearning ends closer to the replay than doing nothing"]

@@ -31,7 +31,11 @@ def grid(quality: dict[str, float], seeds: int = 6, noise: float = 0.002, cost: 
 
 
 def by_claim(vs):
-    return {v.claim.split()[0]: v for v in vs}
+    """Verdicts by their claim's first word (the first claim of each: "MSG" is the conjunction)."""
+    out = {}
+    for v in vs:
+        out.setdefault(v.claim.split()[0], v)
+    return out
 
 
 GOOD = {"msg": 0.01, "ct": 0.012, "ngplus": 0.02, "ft": 0.06, "cfw": 0.07, "ff": 0.08, "scrub": 0.09,
@@ -46,6 +50,24 @@ def test_a_clear_win_holds_and_its_reversal_does_not_hold():
     flipped = {**GOOD, "msg": 0.3, "ct": 0.31, "ga": 0.011, "srl": 0.013, "ngplus": 0.4}
     w = by_claim(V.deep_unlearn_verdicts(grid(flipped), grid(flipped), "test budget"))
     assert {x.state for x in w.values()} == {V.FAILS}
+
+
+def test_the_conjunction_is_shown_per_part_and_the_verdicts_name_their_scope():
+    """Issue 34: "MSG and CT are the best" comes with each part, so a reader sees that CT
+    alone decides it here; every verdict names the methods, data and forget set it ran on."""
+    df = grid({**GOOD, "ct": 0.15}).assign(dataset="digits", model="small_cnn")  # MSG first, CT far behind
+    vs = {v.claim: v for v in V.deep_unlearn_verdicts(df, None, "b")}
+    assert vs["MSG and CT are the best methods"].state == V.FAILS
+    assert vs["MSG is among the best methods"].state == V.HOLDS
+    assert vs["CT is among the best methods"].state == V.FAILS
+    n = len(V.registered_methods())
+    assert n >= 24
+    assert {v.scope for v in vs.values()} == {f"9 of {n} methods, digits/small_cnn, random:0.1"}, {v.scope for v in vs.values()}
+    assert V.scope_of(df[df["method"] != "ft"]).startswith(f"8 of {n} methods")
+    assert V.scope_of(df, V.registered_methods()).startswith(f"all {n} methods")
+    assert V.scope_of(df, ["ft", "ga"], what="baselines").startswith("2 baselines")
+    fractions = df.assign(forget=np.repeat(["fraction:0.03", "fraction:0.15", "fraction:0.3"], len(df) // 3 + 1)[:len(df)])
+    assert V.scope_of(fractions).endswith("digits/small_cnn, fraction:0.03-0.3")
 
 
 def test_ct_on_a_1d_model_is_reported_as_the_extension_it_is():
@@ -201,7 +223,8 @@ def test_changing_one_row_changes_the_verdict():
     worse.loc[worse["method"] == "ngplus", ["retain_acc", "val_acc"]] -= 0.5
     assert by_claim(V.deep_unlearn_verdicts(worse, None, "b"))["NG+"].state == V.FAILS
     table = V.verdict_table(V.deep_unlearn_verdicts(df, None, "b"))
-    assert list(table["verdict"]) == [V.HOLDS] * 3 and "[" in table["estimate [95% CI]"].iloc[0]
+    assert list(table["verdict"]) == [V.HOLDS] * 5 and "[" in table["estimate [95% CI]"].iloc[0]
+    assert set(table["scope"]) == {f"9 of {len(V.registered_methods())} methods, random:0.1"}
     assert "**holds**" in V.verdicts_markdown(V.deep_unlearn_verdicts(df, None, "b"))
 
 

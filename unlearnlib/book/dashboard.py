@@ -182,11 +182,23 @@ def _chapter_md(chapter: str, links: Mapping[str, str], titles: Mapping[str, str
 
 
 def _claims_md(vs: Sequence[Verdict], links: Mapping[str, str], titles: Mapping[str, str]) -> str:
-    """The claims, each chapter named after its last claim: "a; b (Chapter); c (Other)"."""
-    parts = []
+    """The claims, each chapter named after its last claim with the scope its claims were
+    tested on: "a; b (Chapter: 6 of 24 methods, mnist1d/cnn1d); c (Other)". Claims of one
+    chapter with different scopes each carry their own in brackets."""
+    parts, run = [], []
     for i, v in enumerate(vs):
-        last = i + 1 == len(vs) or vs[i + 1].chapter != v.chapter
-        parts.append(_md(v.claim) + (f" ({_chapter_md(v.chapter, links, titles)})" if last else ""))
+        run.append(v)
+        if i + 1 < len(vs) and vs[i + 1].chapter == v.chapter:
+            continue
+        scopes = {x.scope for x in run}
+        shared = next(iter(scopes)) if len(scopes) == 1 else None
+        for j, x in enumerate(run):
+            own = f" \\[{_md(x.scope)}\\]" if x.scope and shared is None else ""
+            tail = ""
+            if j + 1 == len(run):
+                tail = f" ({_chapter_md(x.chapter, links, titles)}" + (f": {_md(shared)}" if shared else "") + ")"
+            parts.append(_md(x.claim) + own + tail)
+        run = []
     return "; ".join(parts)
 
 
@@ -239,7 +251,8 @@ def _wrap(text: str, width: int, lines: int | None = None) -> str:
 
 def _hover(v: Verdict, titles: Mapping[str, str]) -> str:
     state = state_of(v)
-    lines = [f"<b>{_wrap(v.claim, 70)}</b>", f"{html.escape(verdict_text(v))} · {v.n_seeds} seeds",
+    lines = [f"<b>{_wrap(v.claim, 70)}</b>", *([f"tested on: {_wrap(v.scope, 70)}"] if v.scope else []),
+             f"{html.escape(verdict_text(v))} · {v.n_seeds} seeds",
              f"{_wrap(v.statistic, 70)}: {html.escape(interval_text(v))}", html.escape(threshold_text(v)),
              "criterion: " + _wrap(v.criterion, 70), "budget: " + _wrap(v.budget, 70),
              "chapter: " + html.escape(titles.get(v.chapter, v.chapter))]
@@ -340,6 +353,7 @@ table.ul-verdicts details p {{margin: 0.2em 0;}}
   border: 1px solid #222;}}
 .ul-state {{font-weight: 600;}}
 .ul-thr {{color: var(--pst-color-text-muted, #555);}}
+.ul-scope {{font-size: 0.88em; color: var(--pst-color-text-muted, #555);}}
 </style>"""
 
 
@@ -371,7 +385,8 @@ def verdict_table_html(verdicts: Sequence[Verdict], chapter_links: Mapping[str, 
                 f"<p><b>source:</b> {e(v.source)}</p>"]
         verdict = (f'<span class="ul-dot" style="background:{color}"></span><span class="ul-state">{e(state)}</span>'
                    + (f" ({e(need)})" if state in (INCONCLUSIVE, UNTESTED) and need else ""))
-        rows.append(f'<tr class="ul-row" data-state="{e(state)}"><td>{e(v.claim)}<details><summary>criterion, '
+        scope = f'<div class="ul-scope">on {e(v.scope)}</div>' if v.scope else ""
+        rows.append(f'<tr class="ul-row" data-state="{e(state)}"><td>{e(v.claim)}{scope}<details><summary>criterion, '
                     f'budget</summary>{"".join(info)}</details></td><td>{verdict}</td><td>{e(interval_text(v))}'
                     f'{thr}</td><td class="ul-n">{v.n_seeds}</td>'
                     f"<td>{chapter}</td></tr>")

@@ -73,6 +73,8 @@ from .verdicts import (
     evidence,
     extreme_evidence,
     pivot,
+    scope_of,
+    scoped,
     seed_bootstrap,
 )
 
@@ -307,7 +309,9 @@ def poisoning_verdicts(df: pd.DataFrame, setting: str = "", chapter: str = "pois
             v.reason = "no attack opened a gap between the original and the retrained model"
             v.needed = "an attack that works on this model (more poisons, a stronger trigger)"
         out.append(v)
-    return out
+    methods = [m for m in dict.fromkeys(d["method"]) if m not in ("original", "retrain", "clean")]
+    attacks_run = f"{len(working)} of {len(attacks)} attacks working" + (f" ({', '.join(working)})" if working else "")
+    return scoped(out, f"{scope_of(d, methods)}, {attacks_run}")
 
 __all__ = ["PAWELCZYK", "ACC_TOL", "REMOVED", "MIA_TOL", "poisoning_verdicts", "attack_table", "budget_line",
            "at_top_budget", "tables", "signed_share", "mia_offset", "Comparison", "comparisons", "share_left",

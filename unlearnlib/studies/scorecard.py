@@ -1213,7 +1213,7 @@ def scorecard_verdicts(draws: Draws, reading: Reading, budget: str, chapter: str
     how = ("the count's 95% interval runs from the methods that certainly count to those not certainly "
            "excluded, by each method's per-test score intervals, corrected for the number of "
            "tests and methods (Bonferroni)")
-    return [
+    out = [
         vd.decide(
             "Population MIAs give a false sense of success", PAWELCZYK, chapter,
             f"at least one method passes the population loss-MIA (normalised score within {TOL} of the retrained "
@@ -1227,6 +1227,8 @@ def scorecard_verdicts(draws: Draws, reading: Reading, budget: str, chapter: str
             "number of methods passing every test", 0.5,
             _count_evidence(ev, every_test_bounds(draws, reading), draws, False), None, budget),
     ]
+    scope = vd.scope_of(pd.DataFrame({"method": draws.methods}))
+    return vd.scoped(out, f"{scope}, {int(np.sum(reading.resolved))} of {len(reading.tests)} tests resolved")
 
 
 # --------------------------------------------------------------------------- counts

@@ -503,4 +503,7 @@ def unrolling_verdicts(df: pd.DataFrame, budget: str, chapter: str = "unrolling_
         "largest per-lr ratio sgu / nothing", 1.0,
         V.evidence(V.pivot(gain, ["log_ratio"], ("lr", "sd_lambda")), _per_lr("log_ratio", np.max, np.exp), 1.0,
                    holds_above=False), None, budget))
-    return out
+    lrs = ", ".join(f"{x:g}" for x in sorted(df["lr"].unique()))
+    where = ", ".join(dict.fromkeys(f"{d}/{m}" for d, m in zip(df["dataset"], df["model"], strict=True))) \
+        if {"dataset", "model"} <= set(df.columns) else ""
+    return V.scoped(out, ", ".join(x for x in (where, f"learning rates {lrs}") if x))

@@ -97,6 +97,9 @@ class Verdict:
     #: each claim against its own threshold); None in verdicts published before they were kept.
     threshold: float | None = None
     holds_above: bool | None = None
+    #: What the claim was tested on, read from its rows (:func:`scope_of`): "6 of 24 methods,
+    #: mnist1d/cnn1d, random:0.1". A verdict speaks for its scope only (None: not recorded).
+    scope: str | None = None
 
     def row(self) -> dict:
         return asdict(self)
@@ -410,6 +413,45 @@ def decide(claim: str, source: str, chapter: str, criterion: str, statistic: str
                    + ("" if half is None else ", and half the budget agrees"))
 
 
+def registered_methods() -> list[str]:
+    """The registered unlearning methods (the references ``original`` and ``retrain`` aside)."""
+    from ..methods import available
+
+    return [m for m in available() if m not in REFERENCES]
+
+
+def scope_of(df: pd.DataFrame, methods: Sequence[str] | None = None, what: str = "methods") -> str:
+    """What a claim was tested on, from its rows: the unlearning methods run (of how many are
+    registered), the dataset/model pairs and the forget sets, e.g. "6 of 24 methods,
+    mnist1d/cnn1d, random:0.1" or "all 24 methods, ...". ``methods``: the methods the claim
+    reads (default: every non-reference method of the rows); ``what``: their noun."""
+    ms = [m for m in dict.fromkeys(df["method"] if methods is None else methods) if m not in REFERENCES]
+    known = registered_methods()
+    n_known = len([m for m in known if m in ms]) if what == "methods" else len(ms)
+    if what != "methods" or n_known < len(ms):
+        parts = [f"{len(ms)} {what}"]
+    elif n_known == len(known):
+        parts = [f"all {len(known)} methods"]
+    else:
+        parts = [f"{len(ms)} of {len(known)} methods"]
+    if {"dataset", "model"} <= set(df.columns):
+        parts.append(", ".join(dict.fromkeys(f"{d}/{m}" for d, m in zip(df["dataset"], df["model"], strict=True))))
+    if "forget" in df.columns:
+        forgets = list(dict.fromkeys(str(f) for f in df["forget"]))
+        fr = [f for f in forgets if f.startswith("fraction:")]
+        if len(fr) > 2 and len(fr) == len(forgets):
+            vals = sorted(float(f.split(":")[1]) for f in fr)
+            parts.append(f"fraction:{vals[0]:g}-{vals[-1]:g}")
+        else:
+            parts.append(", ".join(forgets))
+    return ", ".join(parts)
+
+
+def scoped(verdicts: Sequence[Verdict], scope: str) -> list[Verdict]:
+    """``verdicts`` with ``scope`` recorded."""
+    return [replace(v, scope=scope) for v in verdicts]
+
+
 # --------------------------------------------------------------------------- shared statistics
 
 
@@ -524,13 +566,22 @@ def deep_unlearn_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget
         ev = evidence(full, stat, top + 0.5, holds_above=False, bounds=(1, n))
         hv = None if half is None else evidence(half, stat, top + 0.5, holds_above=False, bounds=(1, n))
         ct = method_labels(df).get("ct", "ct").replace("ct", "CT", 1)  # "CT (1-D extension)" on a 1-D CNN
+        rank_rule = (f"rank = mean of the ranks by objective norm and by cost (retraining's gradient evaluations / "
+                     f"the method's), methods losing more than {UTILITY:.0%} test accuracy against retraining ranked last")
         out.append(decide(
             f"MSG and {ct} are the best methods", DEEP_UNLEARN, chapter,
             f"the worse of MSG's and CT's ranks among {n} methods is at most {top} (\"best\": at most one other "
-            f"method ahead of either; the top third of a short list); rank = mean of "
-            f"the ranks by objective norm and by cost (retraining's gradient evaluations / the method's), "
-            f"methods losing more than {UTILITY:.0%} test accuracy against retraining ranked last",
+            f"method ahead of either; the top third of a short list); {rank_rule}",
             "worse rank of MSG and CT", top + 0.5, ev, hv, budget, more_trials))
+        # the conjunction's parts, so a reader sees which one decides it
+        for key, name in (("msg", "MSG"), ("ct", ct)):
+            stat = rank_of([key], True, worst=True)
+            ev = evidence(full, stat, top + 0.5, holds_above=False, bounds=(1, n))
+            hv = None if half is None else evidence(half, stat, top + 0.5, holds_above=False, bounds=(1, n))
+            out.append(decide(
+                f"{name} is among the best methods", DEEP_UNLEARN, chapter,
+                f"{name}'s rank among {n} methods is at most {top} (one part of \"MSG and CT are the best\"); "
+                f"{rank_rule}", f"rank of {name}", top + 0.5, ev, hv, budget, more_trials))
     if present(["ga", "srl"]):
         stat = rank_of(["ga", "srl"], False, worst=False)
         ev = evidence(full, stat, middle, holds_above=True, bounds=(1, n))
@@ -550,7 +601,7 @@ def deep_unlearn_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget
             f"NG+'s objective norm is lower than each of {', '.join(simple)}'s (the smallest paired margin > 0) "
             f"while keeping its utility",
             "smallest margin of objective norm, simple baseline minus NG+ (-1: NG+ loses its utility)", 0.0, ev, hv, budget, more_trials))
-    return out
+    return scoped(out, scope_of(df))
 
 
 # --------------------------------------------------------------------------- nabla-tau's claims
@@ -688,7 +739,7 @@ def nabla_tau_verdicts(df: pd.DataFrame, df_half: pd.DataFrame | None, budget: s
                 f"the baselines were not tuned on the forget sets they are compared on ({carried}): a setting "
                 "carried from another forget set may be mistuned there"),
                 needed="baselines tuned on every forget set (tune_forget='each')")
-    return out
+    return scoped(out, scope_of(df[df["forget"].isin(fr)], ["nabla_tau", *baselines]))
 
 
 # --------------------------------------------------------------------------- rankings across datasets
@@ -730,11 +781,12 @@ def ranking_transfer_verdicts(df_a: pd.DataFrame, df_b: pd.DataFrame, name_a: st
     lo, hi = np.clip(interval_from_draws(est, draws, min(ta.n_seeds, tb.n_seeds)), -1.0, 1.0)  # tau's range
     lo, hi = float(lo), float(hi)
     ev = Evidence(side(lo, hi, 0.0), est, lo, hi, min(ta.n_seeds, tb.n_seeds), True)
-    return [decide(
+    return scoped([decide(
         f"Method rankings carry over from {name_a} to {name_b}", BOOK_TEXT, chapter,
         f"Kendall's tau between the quality rankings (objective norm; methods losing more than {UTILITY:.0%} test "
         f"accuracy last) of the {len(common)} methods both ran is above 0",
-        "Kendall tau", 0.0, ev, None, budget)]
+        "Kendall tau", 0.0, ev, None, budget)],
+        f"{len(common)} methods, {name_a} and {name_b}")
 
 
 BOOK_TEXT = "Pawelczyk et al. 2024, nabla-tau and Thudi et al. test text; does Deep Unlearn's picture carry over?"
@@ -780,21 +832,23 @@ def hyperparameter_verdicts(grid: pd.DataFrame, refs: pd.DataFrame, budget: str,
             best = np.maximum(best, share.max(axis=1) - share.min(axis=1))
         return best
 
-    return [decide(
+    return scoped([decide(
         "The verdict on a method depends on its hyperparameters", BOOK, chapter,
         f"over the grid of each method ({', '.join(p[len('grid_'):] for p in params)}), the share of the loss-MIA "
         f"gap closed (original -> retrained, settings losing more than {UTILITY:.0%} test accuracy count as 0) "
         "differs by more than half the gap between the best and the worst setting of some method",
-        "largest spread of the share of the gap closed", 0.5, evidence(t, spread, 0.5), None, budget)]
+        "largest spread of the share of the gap closed", 0.5, evidence(t, spread, 0.5), None, budget)],
+        scope_of(g, methods) + f"; a grid of {g['setting'].nunique()} settings")
 
 
 # --------------------------------------------------------------------------- presenting
 
 
 def verdict_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
-    """One row per claim: verdict, statistic with its interval, seeds, budget, half-budget
-    verdict, the reason and what would test it."""
-    rows = [{"claim": v.claim, "verdict": v.state, "statistic": v.statistic, "estimate [95% CI]": v.interval(),
+    """One row per claim: its scope, verdict, statistic with its interval, seeds, budget,
+    half-budget verdict, the reason and what would test it."""
+    rows = [{"claim": v.claim, "scope": v.scope or "", "verdict": v.state, "statistic": v.statistic,
+             "estimate [95% CI]": v.interval(),
              "seeds": v.n_seeds, "budget": v.budget, "half budget": v.half_state or "n/a", "why": v.reason,
              "would test it": v.needed or "", "criterion": v.criterion, "source": v.source} for v in verdicts]
     return pd.DataFrame(rows)
@@ -805,7 +859,8 @@ def verdicts_markdown(verdicts: Sequence[Verdict]) -> str:
     lines = []
     for v in verdicts:
         tail = f" Would test it: {v.needed}." if v.needed else ""
-        lines.append(f"- **{v.claim}** ({v.source}): **{v.state}**. {v.statistic}: {v.interval()} "
+        scope = f" [{v.scope}]" if v.scope else ""
+        lines.append(f"- **{v.claim}**{scope} ({v.source}): **{v.state}**. {v.statistic}: {v.interval()} "
                      f"({v.n_seeds} seeds; {v.budget}; half budget: {v.half_state or 'n/a'}); {v.reason}.{tail}"
                      f"\n  Criterion: {v.criterion}.")
     return "\n".join(lines)
@@ -857,6 +912,6 @@ __all__ = [
     "side", "evidence", "decide", "seeds_needed", "pivot", "grid_tables", "method_means", "ranks", "ranking_table", "rank_of", "baseline_margin", "t_scale", "INTERVALS", "deep_unlearn_verdicts",
     "nabla_tau_verdicts", "carried_baselines", "nt_ratio", "nt_margin", "nt_gap", "closeness",
     "nt_forgets_evidence", "nt_no_tuning_evidence", "Ratio", "abs_bounds", "Resampled", "resample", "tails", "boot_size", "extreme_evidence",
-    "hyperparameter_verdicts", "ranking_transfer_verdicts", "verdict_table", "verdicts_markdown", "as_records", "publish", "load_published",
+    "hyperparameter_verdicts", "ranking_transfer_verdicts", "scope_of", "scoped", "registered_methods", "verdict_table", "verdicts_markdown", "as_records", "publish", "load_published",
     "PUBLISH_ENV",
 ]
