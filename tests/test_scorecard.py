@@ -533,6 +533,31 @@ def test_heatmap_marks_passes_and_unresolved_columns():
     assert "0 = original, 1 = retrained" in h.hovertext[0][0]
 
 
+def test_heatmap_reads_at_a_glance():
+    """Issue 34: colour is the distance from retraining (overshooting to 2 looks like staying
+    at 0, never like the best), the text is clipped to the display scale with the raw value on
+    hover, never "-0"; a test that reads the same for every model is left out and named; the
+    utility mark is explained under the figure."""
+    assert sc.cell_color(2.0) == sc.cell_color(0.0) and sc.cell_color(3.0) == sc.cell_color(-1.0)
+    assert sc.cell_color(1.0) not in (sc.cell_color(0.0), sc.cell_color(2.0))
+    assert sc.score_text(5.3) == ">3" and sc.score_text(-11.0) == "<-1" and sc.score_text(-0.0) == "0"
+    assert sc.score_text(0.004) == "0.004" and sc._fmt(-0.0) == "0"
+    frame = _frame()
+    first = frame["test"].iloc[0]
+    dead = frame.assign(value=np.where(frame["test"] == first, 11.5, frame["value"]))
+    dead = dead.assign(keeps_utility=np.where(dead["method"] == "shallow", False, dead["keeps_utility"]))
+    fig = sc.heatmap_figure(dead)
+    label = sc.test_of(first).label
+    assert label not in list(fig.data[0].x) and len(fig.data[0].x) == frame["test"].nunique() - 1
+    note = fig.layout.annotations[0].text
+    assert f"left out, the same value for every model: {label}" in note
+    assert f"{sc.UTILITY_MARK}: the method loses more than 3% test accuracy" in note
+    assert any(y.endswith(sc.UTILITY_MARK) for y in fig.data[0].y)
+    texts = [x for row in fig.data[0].text for x in row]
+    assert not any(x.lstrip("✓ ").startswith("-0") for x in texts)
+    assert fig.layout.xaxis.side == "bottom"  # the title never runs into the test names
+
+
 def test_markdown_table_has_a_row_per_method():
     md = sc.markdown_table(_frame())
     assert len(md.splitlines()) == 2 + 4 and "✓1" in md

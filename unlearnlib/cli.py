@@ -379,9 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command. Bad input (``ValueError``, missing data, a bad ``$UNLEARNLIB_THREADS``,
     an option given an empty value) prints one line and exits 2, before anything trains; a
     file that cannot be written (``OSError``), a failed notebook or book build, or units
-    that failed on the workers (the others finished) print their message and exit 1;
+    that failed on the workers (the others finished) or a store entry that holds another
+    key's entry (met serially) print their message and exit 1;
     Ctrl-C prints one line and exits 130."""
     from .numerics import check_threads
+    from .store import EntryMismatchError
 
     args = build_parser().parse_args(argv)
     try:
@@ -392,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("unlearnlib: interrupted (nothing half-written is left in the store)", file=sys.stderr)
         return 130
+    except EntryMismatchError as e:  # a damaged store, not bad input: as a unit failed on the workers
+        print(f"unlearnlib: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as e:
         print(f"unlearnlib: error: {e}", file=sys.stderr)
         return 2

@@ -79,6 +79,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -1271,11 +1272,16 @@ def training_counts(n_seeds: int, n_methods: int, n_relearn: int, k: int, n_shad
 
 # --------------------------------------------------------------------------- presenting
 
-#: Colours on the normalised scale: dark red below the original, red at it, green at the
-#: retrained model, blue beyond it (over-forgetting), grey where a test cannot read.
+#: The display scale of a normalised score (0 = original, 1 = retrained). Colour says the
+#: distance from the retrained model, not a direction: overshooting to 2 is as far from
+#: retraining as staying at the original's 0, so both get the same colour (the cell's text
+#: and hover say which). Blue at 1, orange at distance 1, dark brown at distance 2 and
+#: beyond: a colour-blind-safe diverging pair (ColorBrewer PuOr/RdBu ends), never red-green.
 SCALE_RANGE = (-1.0, 3.0)
-COLORSCALE = [[0.0, "#67001f"], [0.25, "#d6604d"], [0.5, "#1a9850"], [0.75, "#4393c3"], [1.0, "#053061"]]
+COLORSCALE = [[0.0, "#7f3b08"], [0.25, "#f1a340"], [0.5, "#2166ac"], [0.75, "#f1a340"], [1.0, "#7f3b08"]]
 GREY = "#d9d9d9"
+#: What the heatmap's row mark means.
+UTILITY_MARK = "✗TA"
 
 
 def cell_color(score: float) -> str:
@@ -1288,8 +1294,30 @@ def cell_color(score: float) -> str:
     return sample_colorscale(COLORSCALE, [float(np.clip((score - lo) / (hi - lo), 0.0, 1.0))])[0]
 
 
+def text_color(score: float) -> str:
+    """Dark text on the light cells, white on the dark ones (near 1 and at distance 2 or more)."""
+    if not np.isfinite(score):
+        return "#222"
+    d = abs(float(score) - 1.0)
+    return "#fff" if d < 0.45 or d > 1.6 else "#222"
+
+
 def _fmt(x: float, digits: int = 3) -> str:
-    return "–" if not np.isfinite(x) else f"{x:.{digits}g}"
+    if not np.isfinite(x):
+        return "–"
+    s = f"{x:.{digits}g}"
+    return s[1:] if re.fullmatch(r"-0(\.0*)?", s) else s  # no "-0"
+
+
+def score_text(score: float, digits: int = 2) -> str:
+    """A score as the heatmap prints it: clipped to the display scale (">3", "<-1"), the raw
+    value being on hover."""
+    lo, hi = SCALE_RANGE
+    if np.isfinite(score) and score > hi:
+        return f">{hi:g}"
+    if np.isfinite(score) and score < lo:
+        return f"<{lo:g}"
+    return _fmt(score, digits)
 
 
 def _hover(r: Mapping[str, Any]) -> str:
@@ -1298,31 +1326,58 @@ def _hover(r: Mapping[str, Any]) -> str:
             f" (0 = original, 1 = retrained)<br>{r['reading']}" + ("" if r["keeps_utility"] else " (utility lost)"))
 
 
+def dead_tests(frame: pd.DataFrame) -> list[str]:
+    """Tests whose raw value is the same for every model, the original and the retrained one
+    included (to 3 significant digits): they tell no model from another (e.g. KLOM at its
+    small-sample floor), so the heatmap leaves them out and says so."""
+    out = []
+    for t, g in frame.groupby("test", sort=False):
+        v = g["value"].to_numpy(float)
+        if np.isfinite(v).all() and len({f"{x:.3g}" for x in v}) == 1:
+            out.append(t)
+    return out
+
+
 def heatmap_figure(frame: pd.DataFrame, title: str = "The scorecard"):
     """Methods as rows, tests as columns, each cell the normalised score (0 = original,
-    1 = retrained) with its interval and raw value in the hover text; a tick marks a pass."""
+    1 = retrained) clipped to :data:`SCALE_RANGE` in colour and text (the raw value, the score
+    and their intervals on hover); a tick marks a pass. Tests that read the same for every
+    model (:func:`dead_tests`) are left out and named in the note under the figure."""
     import plotly.graph_objects as go
 
+    dead = dead_tests(frame)
     methods = list(dict.fromkeys(frame["method"]))
-    tests = list(dict.fromkeys(frame["test"]))
-    labels = [test_of(t).label for t in tests]
+    tests = [x for x in dict.fromkeys(frame["test"]) if x not in dead]
+    labels = [test_of(x).label for x in tests]
     f = frame.set_index(["method", "test"])
-    z = [[f.loc[(m, t), "score"] for t in tests] for m in methods]
-    text = [[("✓ " if f.loc[(m, t), "reading"] == "pass" else "") + _fmt(f.loc[(m, t), "score"], 2)
-             if f.loc[(m, t), "reading"] != "unresolved" else "n/r" for t in tests] for m in methods]
-    hover = [[_hover(f.loc[(m, t)].to_dict() | {"method": m}) for t in tests] for m in methods]
+    z = [[f.loc[(m, x), "score"] for x in tests] for m in methods]
+    text = [[("✓ " if f.loc[(m, x), "reading"] == "pass" else "") + score_text(f.loc[(m, x), "score"])
+             if f.loc[(m, x), "reading"] != "unresolved" else "n/r" for x in tests] for m in methods]
+    hover = [[_hover(f.loc[(m, x)].to_dict() | {"method": m}) for x in tests] for m in methods]
     first = frame.drop_duplicates("method").set_index("method")
     util, name = first["keeps_utility"], first.get("method_label", pd.Series(methods, index=methods))
-    ylabels = [name[m] if util[m] or m in REFERENCES else f"{name[m]} ✗TA" for m in methods]
+    ylabels = [name[m] if util[m] or m in REFERENCES else f"{name[m]} {UTILITY_MARK}" for m in methods]
     lo, hi = SCALE_RANGE
+    note = [f"Colour: distance of the score from 1 (the retrained model), clipped to [{lo:g}, {hi:g}]; "
+            "✓ = pass; n/r = the test cannot tell the original from the retrained model here"]
+    if any(not util[m] and m not in REFERENCES for m in methods):
+        note.append(f"{UTILITY_MARK}: the method loses more than {UTILITY:.0%} test accuracy against retraining "
+                    "and passes no test")
+    if dead:
+        note.append("left out, the same value for every model: " + ", ".join(test_of(x).label for x in dead))
+    top, bottom, row = 40, 110 + 16 * len(note), 28
     fig = go.Figure(go.Heatmap(
         z=np.clip(np.array(z, float), lo, hi), x=labels, y=ylabels, text=text, texttemplate="%{text}",
         hovertext=hover, hoverinfo="text", colorscale=COLORSCALE, zmin=lo, zmax=hi, xgap=1, ygap=1,
-        colorbar=dict(title="score", tickvals=[-1, 0, 1, 2, 3],
-                      ticktext=["-1", "0 original", "1 retrained", "2", "3"])))
-    fig.update_layout(title=title, template="plotly_white", plot_bgcolor=GREY,
-                      height=max(420, 26 * len(methods) + 160), yaxis=dict(autorange="reversed"),
-                      xaxis=dict(side="top", tickangle=-35), margin=dict(t=150))
+        colorbar=dict(title="score", tickvals=[-1, 0, 1, 2, 3], len=1.0,
+                      ticktext=["≤-1", "0 original", "1 retrained", "2", "≥3"])))
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", y=1, yanchor="top", pad=dict(t=8), font=dict(size=14)),
+                      template="plotly_white", plot_bgcolor=GREY, height=top + bottom + row * len(methods),
+                      yaxis=dict(autorange="reversed"), xaxis=dict(side="bottom", tickangle=-35),
+                      margin=dict(t=top, b=bottom, l=10, r=10),
+                      annotations=[dict(xref="paper", yref="paper", x=0, y=0, yshift=-(bottom - 8), xanchor="left",
+                                        yanchor="bottom", align="left", showarrow=False, font=dict(size=11, color="#444"),
+                                        text="<br>".join(html.escape(n, quote=False) for n in note))])
     return fig
 
 
@@ -1365,7 +1420,7 @@ def html_table(frame: pd.DataFrame, table_id: str = "unlearnlib-scorecard") -> s
         name = str(first.loc[m, "method_label"]) if "method_label" in first.columns else m
         cells = [f"<td data-v='{html.escape(name)}'><b>{html.escape(name)}</b></td>",
                  f"<td data-v='{html.escape(str(first.loc[m, 'hparams']))}'>{html.escape(str(first.loc[m, 'hparams']))}</td>",
-                 f"<td data-v='{ta:.6g}' style='background:{'#ffffff' if first.loc[m, 'keeps_utility'] or m in REFERENCES else '#f4a582'}'>"
+                 f"<td data-v='{ta:.6g}' style='color:#222;background:{'#ffffff' if first.loc[m, 'keeps_utility'] or m in REFERENCES else '#f4a582'}'>"
                  f"{ta:.3f}</td>"]
         for t in tests:
             r = f.loc[(m, t)].to_dict() | {"method": m}
@@ -1373,7 +1428,7 @@ def html_table(frame: pd.DataFrame, table_id: str = "unlearnlib-scorecard") -> s
             sort = r["score"] if np.isfinite(r["score"]) else -1e9
             mark = "✓ " if r["reading"] == "pass" else ""
             cells.append(f"<td data-v='{sort:.6g}' title='{tip}' style='background:{cell_color(r['score'])};"
-                         f"text-align:right'>{mark}{_fmt(r['value'])}</td>")
+                         f"color:{text_color(r['score'])};text-align:right'>{mark}{_fmt(r['value'])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<div style='overflow-x:auto'><table id='{table_id}' class='dataframe' style='font-size:0.85em;"
             f"border-collapse:collapse'><thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(body)}</tbody>"
