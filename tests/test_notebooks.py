@@ -77,4 +77,5 @@ def test_poisoning_notebook_on_a_cifar10_folder(tmp_path, monkeypatch):
     nb = json.loads(Path(out).read_text())
     assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
-    assert "backdoor: poisoned" in text and "Finding 1" in text
+    shown = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "backdoor: poisoned" in text and "No unlearning method removes the poisons" in shown

@@ -40,7 +40,7 @@ from ..studies.tables import method_labels, method_order, summary_table
 
 __all__ = [
     "retdev_vs_rte", "metric_vs_cost", "convergence_figure", "transfer_figure", "mia_comparison", "accuracy_bars", "summary_table", "forgetting_summary",
-    "metric_vs_fraction",
+    "metric_vs_fraction", "metrics_title",
     "method_order", "method_colors", "method_symbols",
     "show", "BookRenderer", "RENDERER", "plotly_js_path",
 ]
@@ -326,8 +326,17 @@ def mia_comparison(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def metrics_title(metrics: Sequence[str]) -> str:
+    """A title naming what is plotted, from the metrics' display names (:data:`LABELS`):
+    "Retain accuracy (RA), forget accuracy (FA) and test accuracy (TA)"."""
+    labels = [LABELS.get(m, m) for m in metrics]
+    text = labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
+    return text[:1].upper() + text[1:]
+
+
 @_labelled
-def accuracy_bars(df: pd.DataFrame, metrics: Sequence[str] = ("retain_acc", "forget_acc", "test_acc")) -> go.Figure:
+def accuracy_bars(df: pd.DataFrame, metrics: Sequence[str] = ("retain_acc", "forget_acc", "test_acc"),
+                  title: str | None = None) -> go.Figure:
     """Retain, forget and test accuracy (RA, FA, TA) per method: mean ± std and each seed.
 
     Unlearning should bring FA down to the retrained model's FA (not to zero:
@@ -337,10 +346,13 @@ def accuracy_bars(df: pd.DataFrame, metrics: Sequence[str] = ("retain_acc", "for
     Parameters
     ----------
     df : run_grid's tidy result frame.
-    metrics : accuracy columns to show, in order.
+    metrics : accuracy columns to show, in order (an MIA, an attack's accuracy, may be among them).
+    title : the figure's title; default: the plotted metrics' names (:func:`metrics_title`).
     """
     _check_columns(df, list(metrics), "accuracy_bars")
-    return _grouped_dots(df, list(metrics), "Accuracy on the retain, forget and test sets", "accuracy")
+    attacks = [m for m in metrics if not str(m).endswith("_acc")]
+    yaxis = "accuracy" if not attacks else "accuracy (attack accuracy for the MIAs)"
+    return _grouped_dots(df, list(metrics), title or metrics_title(metrics), yaxis)
 
 
 # --------------------------------------------------------------------------- tables and text

@@ -10,12 +10,24 @@ sphinx-togglebutton's selector is declared twice. Sphinx fixed this upstream
 (sphinx-doc/sphinx pull request 13402, Sphinx 8.2); until Jupyter Book allows it,
 :func:`dedupe_scripts` drops the second copy on each page.
 
+It also pins the book to the light colour scheme (issue 34): its figures, heatmaps and
+tables are drawn for a light background, and with the theme following the OS a dark scheme
+put white text on white cells. ``_config.yml`` sets ``default_mode: light``; this extension
+adds :data:`BOOK_CSS`, which hides the theme's light/dark switch.
+
 Listed in ``_config.yml`` under ``sphinx: extra_extensions``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+#: The book's own style sheet (written into ``_static`` at the end of the build).
+BOOK_CSS_NAME = "unlearnlib-book.css"
+BOOK_CSS = """/* unlearnlib: the book is drawn for a light background; no light/dark switch */
+.theme-switch-button { display: none !important; }
+"""
 
 
 def script_key(js: Any) -> tuple:
@@ -42,7 +54,17 @@ def dedupe_scripts(app: Any, pagename: str, templatename: str, context: dict, do
     scripts[:] = kept
 
 
+def write_book_css(app: Any, exception: Exception | None) -> None:
+    """``build-finished`` handler: write :data:`BOOK_CSS` into the HTML output's ``_static``."""
+    if exception is None and getattr(app.builder, "format", None) == "html":
+        path = Path(app.outdir) / "_static" / BOOK_CSS_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(BOOK_CSS)
+
+
 def setup(app: Any) -> dict[str, Any]:
     # late priority: after the extensions that add per-page scripts in this event
     app.connect("html-page-context", dedupe_scripts, priority=900)
+    app.add_css_file(BOOK_CSS_NAME)
+    app.connect("build-finished", write_book_css)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -797,6 +797,14 @@ BOOK_TEXT = "Pawelczyk et al. 2024, nabla-tau and Thudi et al. test text; does D
 BOOK = "this book (Deep Unlearn's motivation)"
 
 
+def credited_share(share, test_acc, retrain_test_acc, utility: float = UTILITY) -> np.ndarray:
+    """The share of the loss-MIA gap a setting is credited with (:func:`hyperparameter_verdicts`):
+    its share clipped at 0, and 0 where its test accuracy is more than ``utility`` below the
+    retrained model's (a broken model closes nothing). Arrays broadcast."""
+    keeps = np.asarray(test_acc, float) >= np.asarray(retrain_test_acc, float) - utility
+    return np.where(keeps, np.clip(np.asarray(share, float), 0, None), 0.0)
+
+
 def hyperparameter_verdicts(grid: pd.DataFrame, refs: pd.DataFrame, budget: str,
                             chapter: str = "explore") -> list[Verdict]:
     """"The verdict on a method depends on its hyperparameters" (Deep Unlearn tunes every
@@ -828,7 +836,7 @@ def hyperparameter_verdicts(grid: pd.DataFrame, refs: pd.DataFrame, budget: str,
             cols = [t.col(c) for c in cells if c[0] == meth]
             with np.errstate(invalid="ignore", divide="ignore"):
                 share = (orig[:, None] - mia[:, cols]) / (orig - ret)[:, None]
-            share = np.where(acc[:, cols] >= ta_r[:, None] - UTILITY, np.clip(share, 0, None), 0.0)
+            share = credited_share(share, acc[:, cols], ta_r[:, None])
             best = np.maximum(best, share.max(axis=1) - share.min(axis=1))
         return best
 
@@ -912,6 +920,6 @@ __all__ = [
     "side", "evidence", "decide", "seeds_needed", "pivot", "grid_tables", "method_means", "ranks", "ranking_table", "rank_of", "baseline_margin", "t_scale", "INTERVALS", "deep_unlearn_verdicts",
     "nabla_tau_verdicts", "carried_baselines", "nt_ratio", "nt_margin", "nt_gap", "closeness",
     "nt_forgets_evidence", "nt_no_tuning_evidence", "Ratio", "abs_bounds", "Resampled", "resample", "tails", "boot_size", "extreme_evidence",
-    "hyperparameter_verdicts", "ranking_transfer_verdicts", "scope_of", "scoped", "registered_methods", "verdict_table", "verdicts_markdown", "as_records", "publish", "load_published",
+    "hyperparameter_verdicts", "ranking_transfer_verdicts", "scope_of", "scoped", "registered_methods", "credited_share", "verdict_table", "verdicts_markdown", "as_records", "publish", "load_published",
     "PUBLISH_ENV",
 ]
