@@ -95,6 +95,10 @@ def test_metric_vs_fraction_one_line_per_method_and_panel():
     assert len(fig.data) == 2 * 5  # 5 methods x 2 panels; class rows have no fraction
     line = next(t for t in fig.data if t.name == "nabla_tau")
     assert list(line.x) == [3, 30] and line.y[1] == pytest.approx(0.52)
+    lit = metric_vs_fraction(df, ["mia_test"], highlight="nabla_tau")  # the chapter's method stands out
+    widths = {t.name: (t.line.width, t.opacity) for t in lit.data}
+    assert widths["nabla_tau"] == (5, 1.0) and all(o < 1 for m, (_, o) in widths.items()
+                                                   if m not in ("nabla_tau", "original", "retrain"))
     titled = metric_vs_fraction(df, ["mia_test", "test_acc"], labels={"test_acc": "TA here"})
     assert [a.text for a in titled.layout.annotations] == ["loss-MIA forget vs test", "TA here"]
     with pytest.raises(ValueError, match="no rows with a finite forget fraction"):

@@ -40,6 +40,21 @@ def test_one_trace_per_setting_and_a_script_that_reaches_every_combination():
     assert "plotly_sliderchange" in html and "plotly_buttonclicked" in html and '"ga|1|1": 9' in html
 
 
+def test_the_landmarks_are_grey_and_black_and_log_axes_label_decades_only():
+    """Issue 34: an open marker is stroked in marker.color, so the references' landmarks
+    must set it (they came out plotly blue and red); every log axis of the book labels its
+    decades as powers of ten, without minor labels or SI prefixes."""
+    from unlearnlib.book import plots
+
+    grid, refs = rows({"ft": dict.fromkeys(SETTINGS, 0.1)})
+    fig, _ = explorer_figure({m: g for m, g in grid.groupby("method")}, refs)
+    marks = {t.name: t.marker for t in fig.data[:2]}
+    assert marks["original (landmark)"].color == marks["original (landmark)"].line.color == "#7f7f7f"
+    assert marks["retrain (landmark)"].color == marks["retrain (landmark)"].line.color == "#222222"
+    axis = plots.go.Figure(layout=dict(xaxis=plots.LOG_AXIS)).layout.xaxis
+    assert (axis.type, axis.minorloglabels, axis.exponentformat) == ("log", "none", "power")
+
+
 def test_ct_on_a_1d_model_is_named_as_its_extension_in_the_dropdown_and_the_legend():
     grid, refs = rows({"ct": dict.fromkeys(SETTINGS, 0.1), "ft": dict.fromkeys(SETTINGS, 0.2)})
     grid = grid.assign(model="cnn1d")

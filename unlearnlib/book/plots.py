@@ -41,7 +41,7 @@ from ..studies.tables import method_labels, method_order, summary_table
 __all__ = [
     "retdev_vs_rte", "metric_vs_cost", "convergence_figure", "transfer_figure", "mia_comparison", "accuracy_bars", "summary_table", "forgetting_summary",
     "metric_vs_fraction", "metrics_title",
-    "method_order", "method_colors", "method_symbols",
+    "method_order", "method_colors", "method_symbols", "LOG_AXIS",
     "show", "BookRenderer", "RENDERER", "plotly_js_path",
 ]
 
@@ -86,6 +86,11 @@ def _method_index(method: str) -> int:
 
     keys = [k for k in registry.available() if k not in _FIXED_COLORS]
     return keys.index(method) if method in keys else len(keys) + sum(map(ord, method)) % 40
+
+
+#: Every log axis of the book: decades labelled as powers of ten, no minor labels ("2", "5"
+#: beside each decade) and no SI prefixes ("10μ"), which read as data on a crowded axis.
+LOG_AXIS = dict(type="log", minorloglabels="none", exponentformat="power")
 
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
@@ -241,7 +246,7 @@ def metric_vs_cost(df: pd.DataFrame, metric: str = "retdev", cost: str | None = 
                   annotation_position="top left")
     fig.update_layout(
         title=dict(text=f"{label} against cost<br><sup>{_subtitle(df)}</sup>"),
-        xaxis=dict(type="log", title=COSTS.get(cost, cost)), yaxis=dict(title=label),
+        xaxis=dict(**LOG_AXIS, title=COSTS.get(cost, cost)), yaxis=dict(title=label),
         template="plotly_white", legend=dict(title="method"), margin=dict(t=90),
     )
     return fig
@@ -276,7 +281,7 @@ def convergence_figure(frame: pd.DataFrame, columns: int = 6) -> go.Figure:
                 name=f"seed {seed} ({where})", legendgroup=f"{where}{seed}", showlegend=i == 0,
                 hovertemplate=f"{m}, seed {seed} ({where})<br>after %{{x}} trials: %{{y:.4f}}<extra></extra>"),
                 row=i // columns + 1, col=i % columns + 1)
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(**LOG_AXIS)
     fig.update_layout(title="Search convergence: best objective norm against trials (log scale)",
                       height=220 * rows + 120, template="plotly_white", margin=dict(t=100),
                       legend=dict(orientation="h", y=1.02 + 0.1 / rows, x=0))
@@ -297,8 +302,8 @@ def transfer_figure(table: pd.DataFrame) -> go.Figure:
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="#888"),
                              name="same on both", hoverinfo="skip"))
     fig.update_layout(title="Do tuned hyperparameters transfer? Objective norm, tuning vs held-out seeds",
-                      xaxis=dict(title="mean objective norm on the tuning seeds", type="log"),
-                      yaxis=dict(title="mean objective norm on held-out seeds", type="log"),
+                      xaxis=dict(title="mean objective norm on the tuning seeds", **LOG_AXIS),
+                      yaxis=dict(title="mean objective norm on held-out seeds", **LOG_AXIS),
                       template="plotly_white")
     return fig
 
@@ -424,6 +429,7 @@ def metric_vs_fraction(
     log_y: Sequence[str] = ("rte",),
     cols: int = 2,
     labels: dict[str, str] | None = None,
+    highlight: str | None = None,
 ) -> go.Figure:
     """One panel per metric against the forget fraction (nabla-tau's 3/15/30% protocol).
 
@@ -431,6 +437,7 @@ def metric_vs_fraction(
     left out). Each method is a line through its mean over seeds with the standard
     deviation as error bars; ``retrain`` (black, dotted) is the target. Panels of
     ``log_y`` metrics use a log y axis; ``labels`` names panels beyond :data:`LABELS`.
+    ``highlight``: the chapter's own method, drawn thick and opaque over the others (faded).
     """
     _check_columns(df, ["fraction", *metrics], "metric_vs_fraction")
     from plotly.subplots import make_subplots
@@ -449,12 +456,15 @@ def metric_vs_fraction(
             g = d[d["method"] == m].groupby("fraction")[metric]
             mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
             line = dict(color=colors[m], dash="dot", width=3) if m in _FIXED_COLORS else dict(color=colors[m])
-            fig.add_trace(go.Scatter(
+            faded = highlight is not None and m not in (highlight, *_FIXED_COLORS)
+            if m == highlight:
+                line = dict(color=colors[m], width=5)
+            fig.add_trace(go.Scatter(opacity=0.45 if faded else 1.0,
                 x=100 * mean.index.to_numpy(), y=mean.to_numpy(), error_y=dict(type="data", array=std.to_numpy()),
                 mode="lines+markers", name=m, legendgroup=m, showlegend=i == 0, line=line,
                 hovertemplate=f"{m}<br>forget %{{x:g}}%<br>{metric} %{{y:.3f}}<extra></extra>"), r, c)
         if metric in log_y:
-            fig.update_yaxes(type="log", row=r, col=c)
+            fig.update_yaxes(**LOG_AXIS, row=r, col=c)
     fig.update_xaxes(title_text="forget set (% of the training data)")
     fig.update_layout(height=330 * rows, template="plotly_white", legend=dict(title="method"),
                       title=f"Metrics against the forget fraction ({_subtitle(d.drop(columns='forget'))})")

@@ -82,7 +82,9 @@ def explorer_figure(grids: Mapping[str, pd.DataFrame], refs: pd.DataFrame,
         r = refs[refs["method"] == name]
         fig.add_trace(go.Scatter(
             x=labels, y=[r[m].mean() for m in metrics], mode="markers", name=f"{name} (landmark)",
-            marker=dict(symbol="line-ew-open", size=40, line=dict(width=3, color=ref)),
+            # an open symbol is stroked in marker.color (marker.line.color alone leaves plotly's
+            # default colour cycle: the landmarks came out blue and red)
+            marker=dict(symbol="line-ew-open", size=40, color=ref, line=dict(width=3, color=ref)),
             hovertemplate=f"{name}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
     names: dict[str, str] = {}
     for method, df in grids.items():

@@ -33,6 +33,7 @@ from ..methods import Param
 from ..store import Store
 from ..studies.experiment import parse_seeds, to_frame
 from ..studies.hpo import Setup, check_param
+from .plots import LOG_AXIS
 
 #: Columns of the explorer's table, with their headers.
 TABLE_COLUMNS = {
@@ -282,7 +283,8 @@ def sweep_figure(df: pd.DataFrame, metrics: Sequence[str] = ("retain_acc", "forg
     fig.update_layout(
         title=dict(text=f"{method}: sweeping {param}<br><sup>mean ± std over {runs['seed'].nunique()} seed(s); "
                         "dotted: the retrained model</sup>"),
-        xaxis=dict(title=param, type="log" if p is not None and p.log else ("linear" if numeric else "category")), yaxis=dict(title="value"),
+        xaxis=dict(title=param, **(LOG_AXIS if p is not None and p.log else {"type": "linear" if numeric else "category"})),
+        yaxis=dict(title="value"),
         template="plotly_white", margin=dict(t=90),
     )
     return fig
