@@ -151,3 +151,27 @@ def test_tuned_methods_are_scored_on_held_out_seeds_only():
         check_held_out("0", "0-4")
     with pytest.raises(ValueError, match=r"\[1, 2\] are tuning seeds \(tuned on \[0, 1, 2\]\).*3-7"):
         check_held_out("0", "1-5", [{"tuning_seeds": [0, 1, 2]}, None])
+
+
+def test_figures_of_many_methods_get_a_picker_and_small_multiples():
+    """Issue 34: a figure of many methods has a dropdown that highlights one method (its
+    traces as drawn, the others faded, the references never) and the means carry their
+    names; overlapping curves of many methods become one panel per method."""
+    import plotly.graph_objects as go
+
+    from unlearnlib.book import plots
+
+    df = pd.concat([_frame(CASES)])
+    fig = metric_vs_fraction(df, ["mia_test"])
+    menu = fig.layout.updatemenus[0]
+    methods = [t.name for t in fig.data if t.name not in plots.LANDMARKS]
+    assert [b.label for b in menu.buttons] == ["all methods", *methods]
+    pick = next(b for b in menu.buttons if b.label == "nabla_tau").args[0]["opacity"]
+    for t, o in zip(fig.data, pick, strict=True):
+        assert o == (1.0 if t.name in ("nabla_tau", *plots.LANDMARKS) else 0.08), (t.name, o)
+    few = plots.with_method_picker(go.Figure([go.Scatter(name="a"), go.Scatter(name="b")]))
+    assert not few.layout.updatemenus  # two methods need no picker
+    grid = plots.small_multiples({m: [go.Scatter(x=[0, 1], y=[0, i], name=m)] for i, m in enumerate("abcd")},
+                                 "t", "x", "y", columns=3)
+    assert [a.text for a in grid.layout.annotations] == list("abcd") and len(grid.data) == 4
+    assert grid.data[3].xaxis == "x4" and grid.data[0].xaxis == "x"

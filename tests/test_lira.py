@@ -20,6 +20,7 @@ from unlearnlib.evaluation.lira import (
     make_shadow_set,
     phi,
     population_mia_on_shadows,
+    population_mia_per_shadow,
     tpr_at_fpr,
     ulira,
 )
@@ -200,6 +201,8 @@ def test_shadow_runner_trains_once_and_caches(splits, tmp_path):
                          show_progress=False)
     np.testing.assert_array_equal(again.outputs("ga", {"epochs": 1}).phi, ga.phi)
     assert store.misses == misses  # nothing recomputed
-    assert 0.0 <= population_mia_on_shadows(runner.shadows, orig, n_models=2) <= 1.0
+    per = population_mia_per_shadow(runner.shadows, orig, n_models=2)
+    assert per.shape == (2,) and ((0.0 <= per) & (per <= 1.0)).all()
+    assert population_mia_on_shadows(runner.shadows, orig, n_models=2) == per.mean()  # one definition, averaged
     assert ulira(runner.shadows, ga).metrics["n_targets"] >= 0
     assert 0.0 <= neurips_score(runner.shadows, ga, ref).forgetting_quality <= 1.0

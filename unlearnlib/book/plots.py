@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,7 @@ from ..studies.tables import method_labels, method_order, summary_table
 
 __all__ = [
     "retdev_vs_rte", "metric_vs_cost", "convergence_figure", "transfer_figure", "mia_comparison", "accuracy_bars", "summary_table", "forgetting_summary",
-    "metric_vs_fraction", "metrics_title",
+    "metric_vs_fraction", "metrics_title", "with_method_picker", "small_multiples", "LANDMARKS",
     "method_order", "method_colors", "method_symbols", "LOG_AXIS",
     "show", "BookRenderer", "RENDERER", "plotly_js_path",
 ]
@@ -118,9 +118,63 @@ def _labelled(builder: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
                 values = getattr(trace, axis, None)
                 if values is not None and len(values) and isinstance(values[0], str):
                     setattr(trace, axis, [labels.get(v, v) for v in values])
+        for menu in fig.layout.updatemenus if labels else ():  # a method picker's buttons
+            for button in menu.buttons:
+                button.label = labels.get(button.label, button.label)
         return fig
 
     return wrapper
+
+
+#: Traces a method picker never fades: the references and the lines drawn for them.
+LANDMARKS = ("original", "retrain", "retrained model", "same on both")
+
+
+def with_method_picker(fig: go.Figure, faded: float = 0.08) -> go.Figure:
+    """Add a dropdown that highlights one method (issue 34: a figure of many methods cannot
+    be read): its traces stay as drawn, every other method's fade to ``faded`` opacity, the
+    references (:data:`LANDMARKS`) never fade. A method is a trace's ``legendgroup`` (else its
+    name); the button shows its trace name (the report label). Works in the static book (a
+    plotly ``restyle``, no kernel). Figures of fewer than three methods are left as they are."""
+    groups = [t.legendgroup or t.name for t in fig.data]
+    label: dict[str, str] = {}
+    for g, tr in zip(groups, fig.data, strict=True):
+        if g and g not in LANDMARKS and (tr.name or "") not in LANDMARKS:
+            label.setdefault(g, tr.name or g)
+    if len(label) < 3:
+        return fig
+    base = [1.0 if tr.opacity is None else float(tr.opacity) for tr in fig.data]
+
+    def opacities(pick: str | None) -> list[float]:
+        return [b if pick is None or g == pick or g not in label else faded for g, b in zip(groups, base, strict=True)]
+
+    buttons = [dict(label="all methods", method="restyle", args=[{"opacity": opacities(None)}])]
+    buttons += [dict(label=name, method="restyle", args=[{"opacity": opacities(g)}]) for g, name in label.items()]
+    fig.update_layout(updatemenus=[dict(type="dropdown", buttons=buttons, active=0, showactive=True, x=1.0,
+                                        xanchor="right", y=1.0, yanchor="bottom", pad=dict(b=4),
+                                        font=dict(size=11))])
+    return fig
+
+
+def small_multiples(panels: Mapping[str, Sequence[go.BaseTraceType]], title: str, x_title: str, y_title: str,
+                    columns: int = 3, panel_height: int = 200) -> go.Figure:
+    """One panel per method (``panels``: panel title -> its traces), shared axes: overlapping
+    histograms or curves of many methods become a grid a reader can compare."""
+    from plotly.subplots import make_subplots
+
+    names = list(panels)
+    columns = max(1, min(columns, len(names)))
+    rows = math.ceil(len(names) / columns)
+    fig = make_subplots(rows, columns, subplot_titles=names, shared_xaxes=True, shared_yaxes=True,
+                        horizontal_spacing=0.04, vertical_spacing=min(0.12, 0.5 / max(rows, 1)))
+    for i, name in enumerate(names):
+        for tr in panels[name]:
+            fig.add_trace(tr, i // columns + 1, i % columns + 1)
+    fig.update_xaxes(title_text=x_title, row=rows)
+    fig.update_yaxes(title_text=y_title, col=1)
+    fig.update_layout(title=title, height=panel_height * rows + 130, template="plotly_white",
+                      legend=dict(orientation="h", y=-0.12 if rows > 1 else -0.3, x=0))
+    return fig
 
 
 def _subtitle(df: pd.DataFrame) -> str:
@@ -230,7 +284,8 @@ def metric_vs_cost(df: pd.DataFrame, metric: str = "retdev", cost: str | None = 
         ))
         sd = _std(g[metric])
         fig.add_trace(go.Scatter(
-            x=[float(np.exp(np.log(g[cost]).mean()))], y=[g[metric].mean()], mode="markers", name=m, legendgroup=m,
+            x=[float(np.exp(np.log(g[cost]).mean()))], y=[g[metric].mean()], mode="markers+text", name=m, legendgroup=m,
+            text=[method_labels(df).get(m, m)], textposition="top center", textfont=dict(size=10, color=colors[m]),
             marker=dict(size=15, color=colors[m], symbol=symbols[m], line=dict(width=1, color="white")),
             error_y=dict(type="data", array=[sd], visible=True, thickness=1.5, width=6),
             customdata=[[sd, len(g)]],
@@ -247,9 +302,10 @@ def metric_vs_cost(df: pd.DataFrame, metric: str = "retdev", cost: str | None = 
     fig.update_layout(
         title=dict(text=f"{label} against cost<br><sup>{_subtitle(df)}</sup>"),
         xaxis=dict(**LOG_AXIS, title=COSTS.get(cost, cost)), yaxis=dict(title=label),
-        template="plotly_white", legend=dict(title="method"), margin=dict(t=90),
+        template="plotly_white", legend=dict(title="method", orientation="h", y=-0.18, x=0), margin=dict(t=90),
+        height=520 + 22 * math.ceil(len(method_order(d)) / 6),
     )
-    return fig
+    return with_method_picker(fig)
 
 
 def retdev_vs_rte(df: pd.DataFrame, cost: str | None = None) -> go.Figure:
@@ -305,7 +361,7 @@ def transfer_figure(table: pd.DataFrame) -> go.Figure:
                       xaxis=dict(title="mean objective norm on the tuning seeds", **LOG_AXIS),
                       yaxis=dict(title="mean objective norm on held-out seeds", **LOG_AXIS),
                       template="plotly_white")
-    return fig
+    return with_method_picker(fig)
 
 
 @_labelled
@@ -465,6 +521,7 @@ def metric_vs_fraction(
                 hovertemplate=f"{m}<br>forget %{{x:g}}%<br>{metric} %{{y:.3f}}<extra></extra>"), r, c)
         if metric in log_y:
             fig.update_yaxes(**LOG_AXIS, row=r, col=c)
+    with_method_picker(fig)
     fig.update_xaxes(title_text="forget set (% of the training data)")
     fig.update_layout(height=330 * rows, template="plotly_white", legend=dict(title="method"),
                       title=f"Metrics against the forget fraction ({_subtitle(d.drop(columns='forget'))})")

@@ -613,22 +613,30 @@ def ulira(shadows: ShadowSet, out: ShadowOutputs, mode: str = "online") -> ULiRA
                        per_sample, metrics)
 
 
-def population_mia_on_shadows(
+def population_mia_per_shadow(
     shadows: ShadowSet, out: ShadowOutputs, n_models: int = 8, seed: int = 0, attacker: str = "scaled"
-) -> float:
-    """Deep Unlearn's loss-based population MIA (forget vs test, logistic regression),
-    averaged over the first ``n_models`` shadow rows: what a population attack concludes.
+) -> np.ndarray:
+    """Deep Unlearn's loss-based population MIA (forget vs test, logistic regression) on each
+    of the first ``n_models`` shadow rows (their spread gives the mean an interval).
     ``attacker``: see :func:`~unlearnlib.evaluation.mia.population_mia`."""
     from .mia import population_mia
 
     forget = shadows.forget_masks.numpy()
-    vals = [population_mia(out.loss[r][forget[r]], out.test_loss[r], seed=seed, attacker=attacker)
-            for r in range(min(n_models, len(out.loss)))]
-    return float(np.mean(vals))
+    return np.array([population_mia(out.loss[r][forget[r]], out.test_loss[r], seed=seed, attacker=attacker)
+                     for r in range(min(n_models, len(out.loss)))], float)
+
+
+def population_mia_on_shadows(
+    shadows: ShadowSet, out: ShadowOutputs, n_models: int = 8, seed: int = 0, attacker: str = "scaled"
+) -> float:
+    """:func:`population_mia_per_shadow` averaged over the shadow rows: what a population
+    attack concludes."""
+    return float(np.mean(population_mia_per_shadow(shadows, out, n_models, seed, attacker)))
 
 
 __all__ = [
     "phi", "loo_gaussians", "lira_scores", "attack_metrics", "tpr_at_fpr", "decision_threshold",
     "ShadowConfig", "ShadowSet", "make_shadow_set", "ShadowOutputs", "ShadowRunner", "ULiRAResult", "ulira", "population_mia_on_shadows",
+    "population_mia_per_shadow",
     "MODES", "DECISION_THRESHOLDS",
 ]
