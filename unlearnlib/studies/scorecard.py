@@ -1381,6 +1381,11 @@ def heatmap_figure(frame: pd.DataFrame, title: str = "The scorecard"):
     return fig
 
 
+#: Fewest methods whose rankings the tests' Kendall matrix compares: tau between rankings of n
+#: items moves in steps of 4 / (n (n - 1)), so with 3 methods every value is +-1/3 or +-1.
+KENDALL_MIN_METHODS = 5
+
+
 def kendall_figure(tau: pd.DataFrame):
     """Kendall's tau between the tests' rankings of the methods."""
     import plotly.graph_objects as go
@@ -1467,6 +1472,6 @@ __all__ = [
     "bootstrap_values", "normalise", "resolved_gaps", "VALUE_RANGE", "scores", "utility_mask", "Reading", "classify",
     "passes_every_test", "false_sense", "kendall_tau", "distance_to_retrained", "ranking_distances", "kendall_matrix",
     "scorecard_frame", "summaries", "ALPHA", "score_bounds", "certain_readings", "every_test_bounds",
-    "false_sense_bounds", "scorecard_verdicts", "training_counts", "cell_color", "heatmap_figure",
+    "false_sense_bounds", "scorecard_verdicts", "training_counts", "cell_color", "heatmap_figure", "KENDALL_MIN_METHODS",
     "kendall_figure", "html_table", "markdown_table", "hparams_text",
 ]
