@@ -91,3 +91,14 @@ def test_lower_layers_never_import_higher_ones() -> None:
 def test_the_two_old_circles_are_gone(module: str) -> None:
     g = _graph()
     assert not any(module in c for c in nx.simple_cycles(g))
+
+
+def test_the_studies_package_names_every_module_it_holds():
+    """Issue 35 (small rot): the package docstring is its map; a module it does not name is
+    one a newcomer cannot find."""
+    import pkgutil
+
+    import unlearnlib.studies as studies
+
+    missing = [m.name for m in pkgutil.iter_modules(studies.__path__) if f":mod:`.{m.name}`" not in studies.__doc__]
+    assert not missing, f"unlearnlib/studies/__init__.py does not name: {missing}"

@@ -38,7 +38,7 @@ trial may be asked before all parents of its generation completed, so which pare
 NSGA-III breeds from, and so the later trials and possibly the best one, depend on timing.
 The serial executor and ``parallel_trials=False`` are deterministic throughout.
 
->>> from unlearnlib import hpo
+>>> from unlearnlib.studies import hpo
 >>> best = hpo.tune("ft", n_trials=20, seeds=(0, 1, 2))          # doctest: +SKIP
 >>> best.hparams                                                  # doctest: +SKIP
 >>> result, rows = hpo.tune_and_rerun("ft", seeds=range(10))      # doctest: +SKIP
