@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "unlearnlib"
 #: Layer of each top-level module or subpackage of ``unlearnlib`` (0 = bottom).
 LAYERS = {
     "store": 0, "numerics": 0, "datasets": 0, "data": 0, "models": 0, "training": 0,
-    "methods": 1, "evaluation": 1, "poisoning": 1, "ensemble": 1,
+    "methods": 1, "evaluation": 1, "poisoning": 1, "ensemble": 1, "certified": 1,
     "studies": 2,
     "book": 3, "cli": 3, "__main__": 3,
 }

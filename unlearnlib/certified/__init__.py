@@ -1,0 +1,9 @@
+"""Certified unlearning: methods whose forgetting comes with a proof (issue 37).
+
+- :mod:`.newton_removal`: certified removal for an L2-regularised logistic head by one
+  Newton step per removal under objective perturbation (Guo et al., ICML 2020).
+
+A certified method trains its own model (the guarantee covers the mechanism, training
+included), so it lives beside :mod:`unlearnlib.methods`, whose methods unlearn a model
+trained by the shared recipe.
+"""
