@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -75,3 +76,51 @@ def test_a_spent_budget_retrains_from_scratch_with_fresh_noise():
     assert head.residual() <= head.spent + 1e-6 and head.spent <= head.budget
     with pytest.raises(ValueError, match="row 1 is not in the training data"):
         head.remove([1])
+
+
+# --------------------------------------------------------------------------- the attacks against the bound
+
+from unlearnlib.certified.bound_check import bound_excess  # noqa: E402
+
+
+def test_the_bound_check_on_constructed_scores():
+    """Identical distributions never violate; separated ones violate beyond sampling error;
+    the excess is TPR - (e^eps FPR + delta) at the best threshold."""
+    rng = np.random.default_rng(0)
+    same = bound_excess(rng.normal(size=400), rng.normal(size=400), epsilon=0.5, delta=1e-5)
+    assert not same.violated and same.estimate < 0.1
+    apart = bound_excess(rng.normal(3, 1, 400), rng.normal(size=400), epsilon=0.5, delta=1e-5)
+    assert apart.violated and apart.direction == ">=" and apart.estimate == pytest.approx(
+        apart.tpr - (math.exp(0.5) * apart.fpr + 1e-5))
+    flipped = bound_excess(rng.normal(-3, 1, 400), rng.normal(size=400), epsilon=0.5, delta=1e-5)
+    assert flipped.violated and flipped.direction == "<="
+    with pytest.raises(ValueError, match="at least 2 finite scores"):
+        bound_excess([1.0], [0.0, 1.0], 1.0, 1e-5)
+
+
+def _margins(sigma: float, enforce: bool, n_models: int = 120, eps: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The removed point's true-class margin under certified-unlearned heads (train, then
+    remove row 0) and certified-retrained heads (the same mechanism without row 0)."""
+    x, labels = _data(n=120, d=5)
+    x0, y0 = nr.normalise(x[:1]), int(labels[0])
+    u, r = [], []
+    for s in range(n_models):
+        head = nr.train(x, labels, 3, epsilon=eps, delta=1e-5, sigma=sigma, lam=0.05, seed=s).remove(
+            [0], enforce_budget=enforce)
+        u.append(float((x0 @ head.w)[0, y0]))
+        ret = nr.train(x[1:], labels[1:], 3, epsilon=eps, delta=1e-5, sigma=sigma, lam=0.05, seed=10_000 + s)
+        r.append(float((x0 @ ret.w)[0, y0]))
+    return np.array(u), np.array(r)
+
+
+def test_an_under_noised_removal_is_caught_and_the_certified_one_is_not():
+    """The check can fail: at 1/10,000 of the noise its residual needs, a Newton removal without
+    retraining is told from retraining by the removed point's own margin; at the formula's
+    noise it is not (beyond sampling error)."""
+    x, labels = _data(n=120, d=5)
+    probe = nr.train(x, labels, 3, epsilon=1.0, delta=1e-5, sigma=1.0, lam=0.05, seed=0).remove([0])
+    sigma = nr.perturbation_scale(1.0, 1e-5, 2 * probe.bounds[0])  # twice the removal's residual bound
+    broken = bound_excess(*_margins(sigma / 10_000, enforce=False), epsilon=1.0, delta=1e-5)
+    assert broken.violated and broken.estimate > 0.5, broken
+    certified = bound_excess(*_margins(sigma, enforce=True), epsilon=1.0, delta=1e-5)
+    assert not certified.violated, certified

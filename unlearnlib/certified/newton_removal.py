@@ -170,10 +170,14 @@ class CertifiedHead:
         """Scores of the K binary models on ``features`` (normalised here), (m, K)."""
         return normalise(features) @ self.w
 
-    def remove(self, rows: torch.Tensor | list[int]) -> "CertifiedHead":
+    def remove(self, rows: torch.Tensor | list[int], enforce_budget: bool = True) -> "CertifiedHead":
         """Remove training rows one at a time by a Newton step each, accumulating the
         data-dependent residual bound; retrain from scratch on what is left, with a fresh
-        perturbation, whenever the next step would exceed the budget. In place; returns self."""
+        perturbation, whenever the next step would exceed the budget. In place; returns self.
+
+        ``enforce_budget=False`` never retrains: with too little noise for its residual, that
+        is a deliberately broken mechanism, which the attacks must catch (the check that the
+        bound checks can fail); nothing certifies it."""
         for i in [int(r) for r in torch.as_tensor(rows).flatten().tolist()]:
             if not bool(self.keep[i]):
                 raise ValueError(f"row {i} is not in the training data (removed already?).")
@@ -186,7 +190,7 @@ class CertifiedHead:
             spectral = float(torch.linalg.matrix_norm(xr, ord=2))
             bound = GAMMA * spectral * float((step.norm(dim=0) * (xr @ step).norm(dim=0)).sum())
             self.bounds.append(bound)
-            if self.spent + bound > self.budget:
+            if enforce_budget and self.spent + bound > self.budget:
                 self._retrain()
             else:
                 self.w = self.w + step
