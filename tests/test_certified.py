@@ -124,3 +124,22 @@ def test_an_under_noised_removal_is_caught_and_the_certified_one_is_not():
     assert broken.violated and broken.estimate > 0.5, broken
     certified = bound_excess(*_margins(sigma, enforce=True), epsilon=1.0, delta=1e-5)
     assert not certified.violated, certified
+
+
+def test_the_public_extractor_never_sees_the_private_draw_and_its_features_separate_the_classes():
+    """Issue 37: the head's features come from a cnn1d trained on another MNIST-1D seed; a
+    certified head on them classifies the private (embedded) test set well above chance."""
+    from unlearnlib.certified import features
+    from unlearnlib.data import load_splits
+
+    with pytest.raises(ValueError, match="embedded \\(private\\) MNIST-1D"):
+        features.public_mnist1d(seed=42)
+    px, _ = features.public_mnist1d(num_samples=400)
+    splits = load_splits("mnist1d", "random:0.1")
+    assert not any(torch.equal(px[i], splits.retain.x[j]) for i in range(20) for j in range(200))  # another draw
+    ext = features.public_extractor(epochs=6, num_samples=2000)
+    f_train, f_test = ext(splits.retain.x), ext(splits.test.x)
+    assert f_train.shape[1] == f_test.shape[1] > 10
+    head = nr.train(f_train[:1500], splits.retain.y[:1500], 10, epsilon=1.0, delta=1e-5, sigma=0.1, lam=1e-3)
+    acc = float((head.logits(f_test).argmax(1) == splits.test.y).float().mean())
+    assert acc > 0.5, acc  # chance is 0.1

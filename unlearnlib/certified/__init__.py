@@ -1,7 +1,11 @@
 """Certified unlearning: methods whose forgetting comes with a proof (issue 37).
 
 - :mod:`.newton_removal`: certified removal for an L2-regularised logistic head by one
-  Newton step per removal under objective perturbation (Guo et al., ICML 2020).
+  Newton step per removal under objective perturbation (Guo et al., ICML 2020);
+- :mod:`.features`: the head's features, from a ``cnn1d`` trained on a separate (public)
+  MNIST-1D draw, so the guarantee covers the whole model;
+- :mod:`.bound_check`: whether an attack's threshold tests respect a certified
+  (epsilon, delta) bound, with a lower confidence bound on the largest excess.
 
 A certified method trains its own model (the guarantee covers the mechanism, training
 included), so it lives beside :mod:`unlearnlib.methods`, whose methods unlearn a model
