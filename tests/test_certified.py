@@ -143,3 +143,44 @@ def test_the_public_extractor_never_sees_the_private_draw_and_its_features_separ
     head = nr.train(f_train[:1500], splits.retain.y[:1500], 10, epsilon=1.0, delta=1e-5, sigma=0.1, lam=1e-3)
     acc = float((head.logits(f_test).argmax(1) == splits.test.y).float().mean())
     assert acc > 0.5, acc  # chance is 0.1
+
+
+# --------------------------------------------------------------------------- Descent-to-Delete
+
+from unlearnlib.certified import descent_to_delete as d2d  # noqa: E402
+
+
+def test_the_d2d_noise_is_the_papers_formula_and_the_iterate_reaches_the_optimum():
+    # lambda 0.05, R 20: m 0.05, M 0.3, gamma 5/7, L 2; T 20, n 120, eps 1, delta 1e-5
+    g = (5 / 7) ** 20
+    gap = math.sqrt(math.log(1e5) + 1) - math.sqrt(math.log(1e5))
+    want = 4 * math.sqrt(2) * 2.0 * g / (0.05 * 120 * (1 - g) * gap)
+    assert d2d.noise_scale(1.0, 1e-5, 120, 20, 0.05, 20.0) == pytest.approx(want, rel=1e-12)
+    assert d2d.noise_scale(1.0, 1e-5, 120, 40, 0.05, 20.0) < want / 100  # more steps per update, less noise
+    x, labels = _data(n=120, d=5)
+    head = d2d.train(x, labels, 3, epsilon=1.0, delta=1e-5, steps=20, lam=0.05, seed=0)
+    assert head.sigma == pytest.approx(math.sqrt(3) * want)  # three one-vs-rest models published together
+    exact = nr.fit(head.x, head.y, 0.05, torch.zeros_like(head.secret))  # the same minimiser (sum form)
+    assert float((head.secret - exact).norm()) < 1e-6
+    head.remove([0])
+    exact = nr.fit(head.x[1:], head.y[1:], 0.05, torch.zeros_like(head.secret))
+    assert float((head.secret - exact).norm()) < 1e-2 * float(exact.norm())
+    with pytest.raises(ValueError, match="epsilon must be positive"):
+        d2d.noise_scale(0.0, 1e-5, 120, 20, 0.05, 20.0)
+
+
+def test_d2d_under_noised_is_caught_and_certified_is_not():
+    x, labels = _data(n=120, d=5)
+    x0, y0 = nr.normalise(x[:1]), int(labels[0])
+
+    def margins(factor: float) -> tuple[np.ndarray, np.ndarray]:
+        u = [float((x0 @ d2d.train(x, labels, 3, 1.0, 1e-5, seed=s, noise_factor=factor).remove([0]).published)[0, y0])
+             for s in range(120)]
+        r = [float((x0 @ d2d.train(x[1:], labels[1:], 3, 1.0, 1e-5, seed=10_000 + s,
+                                   noise_factor=factor).published)[0, y0]) for s in range(120)]
+        return np.array(u), np.array(r)
+
+    broken = bound_excess(*margins(1e-6), epsilon=1.0, delta=1e-5)  # a millionth of the noise
+    assert broken.violated and broken.estimate > 0.5, broken
+    certified = bound_excess(*margins(1.0), epsilon=1.0, delta=1e-5)
+    assert not certified.violated, certified

@@ -2,6 +2,8 @@
 
 - :mod:`.newton_removal`: certified removal for an L2-regularised logistic head by one
   Newton step per removal under objective perturbation (Guo et al., ICML 2020);
+- :mod:`.descent_to_delete`: perturbed projected gradient descent whose published noise
+  certifies each deletion (Neel, Roth and Sharifi-Malvajerdi, ALT 2021), on the same head;
 - :mod:`.features`: the head's features, from a ``cnn1d`` trained on a separate (public)
   MNIST-1D draw, so the guarantee covers the whole model;
 - :mod:`.bound_check`: whether an attack's threshold tests respect a certified
