@@ -184,3 +184,16 @@ def test_d2d_under_noised_is_caught_and_certified_is_not():
     assert broken.violated and broken.estimate > 0.5, broken
     certified = bound_excess(*margins(1.0), epsilon=1.0, delta=1e-5)
     assert not certified.violated, certified
+
+
+def test_a_batch_removal_is_one_newton_step_within_its_bound():
+    x, labels = _data()
+    head = nr.train(x, labels, 3, epsilon=1.0, delta=1e-5, sigma=10.0, lam=0.05, seed=3)
+    rows = list(range(0, 24))  # 10% of the data at once
+    head.remove_batch(rows)
+    assert head.retrainings == 0 and len(head.bounds) == 1
+    exact = nr.fit(head.x[head.keep], head.y[head.keep], head.lam, head.b)
+    assert head.residual() <= head.spent + 1e-6
+    assert float((head.w - exact).norm()) <= head.spent / (head.lam * int(head.keep.sum())) + 1e-9
+    with pytest.raises(ValueError, match="every row must be in the training data, once"):
+        head.remove_batch([0])
