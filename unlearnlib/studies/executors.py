@@ -560,21 +560,24 @@ class DaskExecutor(Executor):
         failures: list[tuple[Task, str, BaseException]] = []
         if self._store_hint is None and todo:
             self._store_hint = todo[0].store_root  # the local cluster's log goes into this store
-        with tqdm(total=len(todo), desc=desc, unit="unit", disable=not show_progress, leave=False) as bar:
+        with tqdm(total=len(todo), desc=desc, unit="unit", disable=not show_progress, leave=False) as bar, \
+                sticky_interrupt() as interrupted:
             rest = todo
             if short and self.address is None and self.compute_while_starting and not self.started:
                 if self._starting is None:
                     self._start_local()
-                taken = _run_here(todo, results, failures, bar, until=lambda: self.started)
+                taken = _run_here(todo, results, failures, bar, until=lambda: interrupted() or self.started)
                 self.units_while_starting += taken
                 rest = todo[taken:]
             if rest:
-                self._on_workers(rest, results, failures, bar)
+                self._on_workers(rest, results, failures, bar, interrupted)
+            interrupted()
         failures.sort(key=lambda f: f[1].startswith("not run"))  # the causes first
         return results, failures
 
     def _on_workers(self, todo: list[Task], results: dict[Task, TaskResult],
-                    failures: list[tuple[Task, str, BaseException]], bar: Any) -> None:
+                    failures: list[tuple[Task, str, BaseException]], bar: Any,
+                    interrupted: Callable[[], bool] = lambda: False) -> None:
         """Run ``todo`` on the workers, into ``results`` and ``failures`` (which may hold
         tasks that ``todo`` needs, run here before)."""
         from distributed import as_completed
@@ -599,6 +602,7 @@ class DaskExecutor(Executor):
         errors: dict[int, BaseException] = {}
         try:
             for fut in as_completed(list(futures.values())):
+                interrupted()
                 t = owner[fut.key]
                 if fut.status == "finished":
                     results[t] = fut.result()
@@ -640,6 +644,38 @@ def start_forkserver(env: dict[str, str]) -> str:
     with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k.endswith("_THREADS")}), _sigint_ignored():
         forkserver.ensure_running()
     return "forkserver"
+
+
+@contextlib.contextmanager
+def sticky_interrupt() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C raises ``KeyboardInterrupt`` as usual, and is also remembered: the context gives a
+    check that raises it again. Python reports an exception raised inside a garbage-collector
+    callback as "Exception ignored" and drops it, and while a local cluster starts, its
+    scheduler (in this process) runs one on every collection (``distributed.gc``), so a
+    Ctrl-C landing there was lost and the run finished. The executor calls the check between
+    units. Only in the main thread, and only over Python's default handler (a handler set by
+    the caller, or SIGINT ignored, is left alone); the check then never raises."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield lambda: False
+        return
+    hit: list[bool] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        hit.append(True)
+        raise KeyboardInterrupt
+
+    def check() -> bool:
+        if hit:
+            hit.clear()
+            raise KeyboardInterrupt
+        return False
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager
