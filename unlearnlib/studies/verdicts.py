@@ -9,7 +9,7 @@ the retrained model), by a criterion written next to it:
   and its 95% interval from a paired bootstrap over seeds (seeds are resampled with
   replacement, every method of a resampled seed comes along, so comparisons are
   paired), each side of the percentile interval stretched by :func:`t_scale` (the
-  plain percentile interval covers a normal mean about 85% of the time at 5 seeds;
+  plain percentile interval covers a normal mean about 83% of the time at 5 seeds;
   :mod:`.calibration` measures each statistic's coverage by simulation, and
   ``benchmarks/verdicts.py`` prints the table). The claim holds when the whole
   interval lies on its side of the criterion's threshold, does not hold when the whole
