@@ -347,3 +347,17 @@ def test_a_damaged_optuna_journal_is_moved_aside_and_named_on_first_contact(tmp_
     assert path.with_name(path.name + ".corrupt.1").is_file()
     study.add_trial(trial(2.0))  # the fresh journal takes writes and reads them back
     assert [t.values for t in trials.open_study(store, "s", 1, ["x"]).trials] == [[2.0]]
+
+
+def test_the_library_checks_every_kind_folder_before_training(tmp_path, read_only):
+    """Issue 33: not only the command line: ``Store.check_writable`` (what ``run_grid`` and
+    ``Setup.create`` call first) refuses a read-only kind folder in one line, by default every
+    kind folder that is there, or only those named."""
+    from unlearnlib.store import Store
+
+    (tmp_path / "S" / "models").mkdir(parents=True)
+    folder = read_only(tmp_path / "S" / "results")
+    with pytest.raises(ValueError, match=rf"Store folder {re.escape(str(folder))} cannot be written") as info:
+        Store(tmp_path / "S").check_writable()
+    assert "\n" not in str(info.value)
+    Store(tmp_path / "S").check_writable(["models"])  # a run that writes no results passes

@@ -51,35 +51,13 @@ TUNE_FOLDERS = (*RUN_FOLDERS, "optuna")
 
 def _store(args: argparse.Namespace, folders: tuple[str, ...] = RUN_FOLDERS):
     """The store of ``--store`` (else the default), checked to be writable before anything
-    runs: its root and lock folder (:meth:`~unlearnlib.store.Store.check_writable`) and every
-    folder of ``folders`` that is there (:func:`_check_store_folders`)."""
+    runs: its root, its lock folder and every folder of ``folders`` that is there
+    (:meth:`~unlearnlib.store.Store.check_writable`)."""
     from .store import Store
 
     store = Store(args.store) if args.store is not None else Store()
-    store.check_writable()
-    _check_store_folders(store, folders)
+    store.check_writable(folders)
     return store
-
-
-def _check_store_folders(store, folders: tuple[str, ...]) -> None:
-    """Raise ``ValueError`` (one line) when a store folder the command will write is there but
-    cannot be written (read-only), which would otherwise fail the run only after training.
-    Something else in a folder's place (a file, a symlink loop) is moved aside by the store
-    now (:meth:`~unlearnlib.store.Store.path_for`: its first contact, which would otherwise
-    come mid-run), with its warning. A folder that is not there is made when
-    needed, in the root that ``check_writable`` checked."""
-    from .store import probe_writable
-
-    for kind in folders:
-        folder = store.root / kind
-        if os.path.lexists(folder) and not folder.is_dir():
-            store.path_for(kind, "check")  # moves it aside (a warning: one line, see main) and makes the folder
-        if folder.is_dir():
-            try:
-                probe_writable(folder)
-            except OSError as e:
-                raise ValueError(f"Store folder {folder} cannot be written ({e.strerror or e}), so the run would "
-                                 "fail after training; make it writable or pass another --store.") from None
 
 
 def _method_keys(text: str, option: str, what: str) -> list[str]:

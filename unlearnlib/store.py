@@ -72,7 +72,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -784,11 +784,15 @@ class Store:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
-    def check_writable(self) -> None:
+    def check_writable(self, kinds: Iterable[str] | None = None) -> None:
         """Raise ``ValueError`` (one line naming the store) unless entries can be written:
         the root is a folder (or can be made), accepts a file and has free space, its lock
-        folder (if any) is a writable folder and ``$UNLEARNLIB_LOCK_TIMEOUT`` is valid. Call
-        it before anything trains; it leaves nothing behind."""
+        folder (if any) is a writable folder, ``$UNLEARNLIB_LOCK_TIMEOUT`` is valid, and every
+        kind folder of ``kinds`` (default: every kind folder already there) that exists can
+        be written: a read-only ``results`` would otherwise fail a run only after training.
+        Something else in a kind folder's place (a file, a symlink loop) is moved aside now
+        (:meth:`path_for`, with its warning). Call it before anything trains; it leaves
+        nothing behind."""
         for attempt in range(5):
             try:
                 probe_writable(self.root)
@@ -809,6 +813,19 @@ class Store:
         if what is None and not os.access(locks, os.W_OK | os.X_OK):
             raise ValueError(f"Store lock folder {locks} cannot be written, so entries cannot be locked "
                              "against other runs; make it writable and run again.")
+        if kinds is None:  # the root may not be there: the probe leaves nothing behind
+            kinds = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+                if self.root.is_dir() else []
+        for kind in kinds:
+            folder = self.root / kind
+            if os.path.lexists(folder) and not folder.is_dir():
+                self.path_for(kind, "check")  # moves it aside (with its warning) and makes the folder
+            if folder.is_dir():
+                try:
+                    probe_writable(folder)
+                except OSError as e:
+                    raise ValueError(f"Store folder {folder} cannot be written ({e.strerror or e}), so a run "
+                                     "would fail after training; make it writable or use another store.") from None
 
     def sweep(self) -> list[Path]:
         """Remove the temporary files that killed processes of this host left in the store
