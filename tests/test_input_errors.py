@@ -173,7 +173,7 @@ def test_every_notebook_checks_its_parameters_first():
     ({"seeds": "abc"}, "Parameter seeds='abc' of notebook benchmark.ipynb: Seeds must be distinct"),
     ({"epochs": "3"}, "Parameter epochs='3' of notebook benchmark.ipynb: must be a positive integer"),
     ({"dataset": 3}, "Parameter dataset of notebook benchmark.ipynb must be a string"),
-    ({"methods": "ft,ft"}, "'ft' twice"),
+    ({"methods": "ft,ft"}, "'ft' is named twice"),
     ({"seeds": 3}, "got 3, which papermill's -p reads as a number: pass text with -r seeds 3."),
 ], ids=["unknown", "seeds-abc", "epochs", "type", "repeated-method", "seeds-number"])
 def test_a_bad_papermill_parameter_is_one_line_in_the_kernel(ipython, capsys, parameters, message):
@@ -361,3 +361,13 @@ def test_the_library_checks_every_kind_folder_before_training(tmp_path, read_onl
         Store(tmp_path / "S").check_writable()
     assert "\n" not in str(info.value)
     Store(tmp_path / "S").check_writable(["models"])  # a run that writes no results passes
+
+
+def test_the_library_refuses_a_method_named_twice():
+    """Issue 33: ``parse_methods`` (every study's entry point) refuses ``ft,ft`` as the command
+    line does, in one line."""
+    from unlearnlib import methods
+
+    with pytest.raises(ValueError, match=r"'ft' is named twice in 'ft,ga,ft'; give each method once"):
+        methods.parse_methods("ft,ga,ft")
+    assert methods.parse_methods("ft,ga") == ["ft", "ga"]

@@ -61,13 +61,14 @@ def _store(args: argparse.Namespace, folders: tuple[str, ...] = RUN_FOLDERS):
 
 
 def _method_keys(text: str, option: str, what: str) -> list[str]:
-    """The method keys of ``--methods``/``--method``; ``ValueError`` for a key named twice."""
-    keys = registry.parse_methods(text)
+    """The method keys of ``--methods``/``--method``; ``ValueError`` for a key named twice,
+    saying what repeating it would do (the library refuses it too, :func:`parse_methods`)."""
+    keys = [k.strip() for k in text.split(",") if k.strip()]
     for i, key in enumerate(keys):
         if key in keys[:i]:
             raise ValueError(f"{option} names {key!r} twice ({text!r}): {what}; give each method once "
                              "(a repeated seed is refused for the same reason).")
-    return keys
+    return registry.parse_methods(text)
 
 
 def _check_table(args: argparse.Namespace) -> None:

@@ -313,17 +313,8 @@ def _positive_int(value: Any) -> None:
 def _methods(value: Any) -> None:
     from .. import methods
 
-    if isinstance(value, str):
-        keys = methods.parse_methods(value)
-    elif isinstance(value, (list, tuple)):
-        keys = list(value)
-        for key in keys:
-            methods.get(key)
-    else:
-        return
-    for i, key in enumerate(keys):
-        if key in keys[:i]:
-            raise ValueError(f"it names {key!r} twice; give each method once (its rows would repeat).")
+    if isinstance(value, (str, list, tuple)):
+        methods.parse_methods(value if isinstance(value, str) else list(value))  # known keys, each once
 
 
 def _seeds(value: Any) -> None:

@@ -412,13 +412,16 @@ def get(key: str) -> Method:
 
 
 def parse_methods(spec: str | list[str]) -> list[str]:
-    """``"ft,ga"`` or ``["ft", "ga"]`` -> validated keys (``"all"`` = every method)."""
+    """``"ft,ga"`` or ``["ft", "ga"]`` -> validated keys (``"all"`` = every method); a key named
+    twice is refused (its rows would repeat, a study would run twice)."""
     keys = [k.strip() for k in spec.split(",")] if isinstance(spec, str) else list(spec)
     keys = [k for k in keys if k]
     if keys == ["all"]:
         return available()
-    for k in keys:
+    for i, k in enumerate(keys):
         get(k)
+        if k in keys[:i]:
+            raise ValueError(f"{k!r} is named twice in {spec!r}; give each method once.")
     if not keys:
         raise ValueError(f"No method given; allowed: {', '.join(available())}.")
     return keys
