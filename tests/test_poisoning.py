@@ -399,3 +399,24 @@ def test_trigger_word_backdoors_a_text_model(device, session_store_env):
     assert asr["original"] > 0.8  # the backdoor works
     assert asr["clean"] < 0.5 and asr["retrain"] < 0.5 and asr["original"] > asr["clean"] + 0.4
     assert abs(df.loc["original", "test_acc"] - df.loc["clean", "test_acc"]) < 0.03  # and stays hidden
+
+
+def test_the_method_table_reads_the_rows_the_findings_read():
+    """Issue 35: the chapter's per-method table is library code: shares of the gap left from
+    the means at the largest budget, the accuracy and MIA rules, and the attacks where the
+    poisoned original already passes the MIA."""
+    df = poison_rows({"ga": {"share": 0.5}, "gd": {"share": 0.8, "mia": 0.01}})
+    table, top = PV.method_table(df)
+    assert top == df["budget"].max()
+    means = df[df["budget"].eq(top) | df["method"].isin(["original", "retrain"])].groupby(
+        ["attack", "method"])[["metric", "mia_test"]].mean()
+    for a in table.index.get_level_values("attack").unique():
+        gap = abs(means.loc[(a, "original"), "metric"] - means.loc[(a, "retrain"), "metric"])
+        want = abs(means.loc[(a, "ga"), "metric"] - means.loc[(a, "retrain"), "metric"]) / gap
+        assert table.loc[(a, "ga"), "share of the gap left"] == pytest.approx(want)
+        assert table.loc[(a, "retrain"), "passes the MIA"] and table.loc[(a, "retrain"), "share of the gap left"] == 0
+    assert PV.mia_blind_attacks(table) == []
+    blind = table.copy()
+    first = blind.index.get_level_values("attack")[0]
+    blind.loc[(first, "original"), "passes the MIA"] = True
+    assert PV.mia_blind_attacks(blind) == [first]

@@ -224,6 +224,35 @@ def findings(t: Tables, signs: Mapping[str, int]) -> tuple[list[str], dict[str, 
     return working, {w: finding_evidence(comps, w, t.n_seeds) for w in ("removed", "false success")}
 
 
+def method_table(df: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """Per (attack, method) at the largest budget (the references as they are): the mean over
+    seeds of the attack's metric, the share of the original-retrained gap it leaves (|M -
+    M_retrain| / gap; NaN without a gap), its test accuracy and whether it keeps it (within
+    ACC_TOL of the retrained model's), its population MIA and whether it passes it (within
+    MIA_TOL of the retrained model's); and that budget. The findings' point estimates read
+    the same means."""
+    d, top = at_top_budget(df)
+    means = d.groupby(["attack", "method"], sort=False)[["metric", "test_acc", "mia_test"]].mean()
+    rows = []
+    for (attack, key), r in means.iterrows():
+        ref = means.loc[attack]
+        gap = abs(ref.loc["original", "metric"] - ref.loc["retrain", "metric"])
+        rows.append({"attack": attack, "method": key, "metric": r["metric"],
+                     "share of the gap left": abs(r["metric"] - ref.loc["retrain", "metric"]) / gap if gap else np.nan,
+                     "test accuracy": r["test_acc"],
+                     "keeps accuracy": bool(r["test_acc"] >= ref.loc["retrain", "test_acc"] - ACC_TOL),
+                     "population MIA": r["mia_test"],
+                     "passes the MIA": bool(abs(r["mia_test"] - ref.loc["retrain", "mia_test"]) <= MIA_TOL)})
+    return pd.DataFrame(rows).set_index(["attack", "method"]), top
+
+
+def mia_blind_attacks(table: pd.DataFrame) -> list[str]:
+    """The attacks of :func:`method_table` where the untouched poisoned original already
+    passes the population MIA: there the MIA cannot tell it from the retrained model, so a
+    method passing it says nothing about forgetting."""
+    return [a for a in table.index.get_level_values("attack").unique() if bool(table.loc[(a, "original"), "passes the MIA"])]
+
+
 def attack_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per attack at the largest budget: the gap (estimate and 95% interval over
     seeds) and whether the attack works, the best method and the share of the gap it
@@ -314,5 +343,6 @@ def poisoning_verdicts(df: pd.DataFrame, setting: str = "", chapter: str = "pois
     return scoped(out, f"{scope_of(d, methods)}, {attacks_run}")
 
 __all__ = ["PAWELCZYK", "ACC_TOL", "REMOVED", "MIA_TOL", "poisoning_verdicts", "attack_table", "budget_line",
+           "method_table", "mia_blind_attacks",
            "at_top_budget", "tables", "signed_share", "mia_offset", "Comparison", "comparisons", "share_left",
            "false_success_margin", "finding_evidence", "findings", "gap_stat"]
