@@ -4,7 +4,9 @@ For every (dataset, model, forget set) of ``unlearnlib/tuned/hparams.json`` (or 
 the entries, their budget (trials per tuning seed x tuning seeds), the mean and the worst
 optimism (held-out mean minus tuned objective; :func:`unlearnlib.studies.tuned.optimism`),
 and the entries whose tuned objective lies outside their held-out 95% interval, with the
-commits the entries were made from and their total wall time. Needs no training.
+commits the entries were made from and the sum of their recorded ``wall_seconds`` (what each
+entry records: its selection and reruns, not the search; a part's wall time is in its commit
+message and the README). Needs no training.
 
     .venv/bin/python benchmarks/tuned_table.py [--table PATH] [--entries]
 """
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, e in tuned.load(args.table).items():
         groups[(e["dataset"], e["model"], e["forget"])].append((key, e))
     print("| setting | entries | trials x tuning seeds | mean optimism | worst | tuned outside held-out 95% | "
-          "commits | wall (s) |")
+          "commits | entries' wall_seconds (s) |")
     print("|---|---|---|---|---|---|---|---|")
     outside_all = []
     for (dataset, model, forget), entries in sorted(groups.items()):
