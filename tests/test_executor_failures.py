@@ -343,13 +343,19 @@ def test_a_ctrl_c_swallowed_by_a_gc_callback_is_raised_again():
         finally:
             gc.callbacks.remove(callback)
 
+    # Python's default Ctrl-C handler, whatever this test process inherited (a run started in
+    # the background, as CI may be, inherits SIGINT ignored, and then nothing is delivered)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        collect_with_ctrl_c()  # without the context: the interrupt is lost, nothing raises here
-    except KeyboardInterrupt:  # pragma: no cover - a Python that propagates it needs no fix
-        pytest.fail("this Python raised the KeyboardInterrupt out of the gc callback")
-    with executors.sticky_interrupt() as interrupted:
-        collect_with_ctrl_c()
-        with pytest.raises(KeyboardInterrupt):
-            interrupted()
-        assert interrupted() is False  # raised once
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        try:
+            collect_with_ctrl_c()  # without the context: the interrupt is lost, nothing raises here
+        except KeyboardInterrupt:  # pragma: no cover - a Python that propagates it needs no fix
+            pytest.fail("this Python raised the KeyboardInterrupt out of the gc callback")
+        with executors.sticky_interrupt() as interrupted:
+            collect_with_ctrl_c()
+            with pytest.raises(KeyboardInterrupt):
+                interrupted()
+            assert interrupted() is False  # raised once
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
