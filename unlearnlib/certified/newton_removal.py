@@ -181,20 +181,7 @@ class CertifiedHead:
         for i in [int(r) for r in torch.as_tensor(rows).flatten().tolist()]:
             if not bool(self.keep[i]):
                 raise ValueError(f"row {i} is not in the training data (removed already?).")
-            self.keep[i] = False
-            xr, yr = self.x[self.keep], self.y[self.keep]
-            g = (self.x[i:i + 1].T @ ((torch.sigmoid(self.y[i:i + 1] * (self.x[i:i + 1] @ self.w)) - 1.0)
-                                      * self.y[i:i + 1]) + self.lam * self.w)  # (d, K)
-            h = hessian(self.w, xr, yr, self.lam)
-            step = torch.linalg.solve(h, g.T.unsqueeze(-1)).squeeze(-1).T  # (d, K): H_k^-1 g_k per class
-            spectral = float(torch.linalg.matrix_norm(xr, ord=2))
-            bound = GAMMA * spectral * float((step.norm(dim=0) * (xr @ step).norm(dim=0)).sum())
-            self.bounds.append(bound)
-            if enforce_budget and self.spent + bound > self.budget:
-                self._retrain()
-            else:
-                self.w = self.w + step
-                self.spent += bound
+            self._newton_step(torch.tensor([i]), enforce_budget)
         return self
 
     def remove_batch(self, rows: torch.Tensor | list[int], enforce_budget: bool = True) -> "CertifiedHead":
@@ -208,9 +195,16 @@ class CertifiedHead:
             return self
         if not bool(self.keep[idx].all()) or len(set(idx.tolist())) != len(idx):
             raise ValueError("every row must be in the training data, once.")
+        self._newton_step(idx, enforce_budget)
+        return self
+
+    def _newton_step(self, idx: torch.Tensor, enforce_budget: bool) -> None:
+        """Drop rows ``idx`` and take one Newton step on what is left: ``g`` sums the removed
+        rows' ``grad l + lambda w``, ``H_k^-1 g_k`` per class, the data-dependent residual bound
+        recorded and spent, or a retraining when it would exceed the budget."""
         self.keep[idx] = False
         xb, yb = self.x[idx], self.y[idx]
-        g = xb.T @ ((torch.sigmoid(yb * (xb @ self.w)) - 1.0) * yb) + len(idx) * self.lam * self.w
+        g = xb.T @ ((torch.sigmoid(yb * (xb @ self.w)) - 1.0) * yb) + len(idx) * self.lam * self.w  # (d, K)
         xr, yr = self.x[self.keep], self.y[self.keep]
         step = torch.linalg.solve(hessian(self.w, xr, yr, self.lam), g.T.unsqueeze(-1)).squeeze(-1).T
         bound = GAMMA * float(torch.linalg.matrix_norm(xr, ord=2)) * float((step.norm(dim=0) * (xr @ step).norm(dim=0)).sum())
@@ -220,7 +214,6 @@ class CertifiedHead:
         else:
             self.w = self.w + step
             self.spent += bound
-        return self
 
     def _retrain(self) -> None:
         self.b = self.sigma * torch.randn(self.b.shape, dtype=torch.float64, generator=self.generator)
