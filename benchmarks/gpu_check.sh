@@ -11,6 +11,8 @@
 #   3. test suite on CUDA:  UNLEARNLIB_TEST_DEVICE=cuda python -m pytest -q -m 'not slow' -p no:cacheprovider
 #   4. benchmark: synthetic CIFAR (10,000 x 3x32x32, resnet18_cifar), 2 epochs, cuda
 #   5. benchmark: default mnist1d + cnn1d, cuda
+#   6. ensemble benchmarks (cnn1d K=64, resnet18_cifar synthetic), cuda
+#   7. methods engine: every tunable method x 10 seeds, engine vs per-seed loop (--quick), cuda
 # A failing step does not stop the others; the exit codes are listed at the end
 # (124 = timed out, "skip" = no time left) and the script exits 1 if any step failed.
 set -u
@@ -79,6 +81,9 @@ run_step "ensemble K=64 cnn1d (cuda)" 120 "$PYTHON" benchmarks/ensemble.py --dev
 
 run_step "ensemble K=64 resnet18_cifar synthetic (cuda)" 120 \
     "$PYTHON" benchmarks/ensemble.py --device cuda --model resnet18_cifar --synthetic-cifar 4096
+
+run_step "methods engine, 24 methods x 10 seeds, quick (cuda)" 150 \
+    "$PYTHON" benchmarks/methods_engine.py --device cuda --seeds 10 --quick
 
 echo
 echo "=== summary ($(($(date +%s) - START_S)) s total) ==="

@@ -1,7 +1,9 @@
 """The package layout shows the architecture (../shared/DESIGN.md): the engine at the
 bottom, methods and tests of unlearning on it, studies that combine them, the book on
-top. Lower layers never import higher ones, and no modules import each other in a
-circle, counting imports inside functions too."""
+top. Every package above the engine has its own floor (issue 35: methods, evaluation,
+poisoning and ensemble shared one, so an arrow between them, evaluation training shadows
+through the methods, could not be seen). Lower floors never import higher ones, and no
+modules import each other in a circle, counting imports inside functions too."""
 
 from __future__ import annotations
 
@@ -13,12 +15,27 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "unlearnlib"
 
-#: Layer of each top-level module or subpackage of ``unlearnlib`` (0 = bottom).
+#: Floor of each top-level module or subpackage of ``unlearnlib`` (0 = bottom).
+#: The engine is the one group that shares a floor: its modules are the pieces every
+#: package stands on (the store, the data, the models, training with its shared loop and
+#: gradient count, predictions), and :func:`test_no_import_circles` keeps them in order.
+#: Above it each package has its own floor. Evaluation is first: it imports the engine
+#: alone, so nothing it scores can reach back into it. Certified and poisoning also import
+#: only the engine; their floors follow DESIGN.md's order, not an import.
+ENGINE = ("store", "numerics", "environment", "datasets", "data", "models", "training", "predict", "cost",
+          "loop")
 LAYERS = {
-    "store": 0, "numerics": 0, "datasets": 0, "data": 0, "models": 0, "training": 0,
-    "methods": 1, "evaluation": 1, "poisoning": 1, "ensemble": 1, "certified": 1,
-    "studies": 2,
-    "book": 3, "cli": 3, "__main__": 3,
+    **{m: 0 for m in ENGINE},
+    "evaluation": 1,   # metrics and attacks: the engine only
+    "methods": 2,      # the engine only (not evaluation: test below)
+    "certified": 3,
+    "ensemble": 4,     # many models as one computation, reading the methods' losses
+    "shadows": 5,      # shadow models: trained through methods and ensemble, scored by evaluation
+    "poisoning": 6,
+    "studies": 7,
+    "book": 8,
+    "cli": 9,
+    "__main__": 10,
 }
 
 
@@ -85,6 +102,24 @@ def test_lower_layers_never_import_higher_ones() -> None:
     bad = [(a, b) for a, b in _graph().edges
            if _unit(a) in LAYERS and _unit(b) in LAYERS and LAYERS[_unit(b)] > LAYERS[_unit(a)]]
     assert not bad, f"imports that go up a layer: {bad}"
+
+
+def test_every_package_above_the_engine_has_its_own_floor() -> None:
+    above = {u: f for u, f in LAYERS.items() if u not in ENGINE}
+    shared = {f: sorted(u for u, g in above.items() if g == f) for f in set(above.values())}
+    assert all(f > 0 for f in above.values()), above
+    assert all(len(us) == 1 for us in shared.values()), f"packages sharing a floor: {shared}"
+
+
+@pytest.mark.parametrize("package", ["evaluation", "methods"])
+def test_evaluation_and_methods_import_only_the_engine(package: str) -> None:
+    """Issue 35: evaluation imports nothing from methods, ensemble, shadows or studies (the
+    shadows it scores are trained in :mod:`unlearnlib.shadows`; the relearning attack
+    fine-tunes with the engine's loop), and methods import no evaluation (accuracy and
+    per-sample losses are the engine's, :mod:`unlearnlib.predict`)."""
+    bad = [(a, b) for a, b in _graph().edges
+           if _unit(a) == package and _unit(b) not in (package, *ENGINE)]
+    assert not bad, f"{package} imports above the engine: {bad}"
 
 
 @pytest.mark.parametrize("module", ["unlearnlib.data", "unlearnlib.training"])

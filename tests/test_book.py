@@ -72,7 +72,7 @@ def no_execution(monkeypatch: pytest.MonkeyPatch) -> list:
 
     calls: list = []
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: calls.append(("papermill", a)))
-    monkeypatch.setattr(book, "_jupyter_book", lambda *a, **k: calls.append(("jupyter-book", a)))
+    monkeypatch.setattr(book.book, "_jupyter_book", lambda *a, **k: calls.append(("jupyter-book", a)))
     return calls
 
 

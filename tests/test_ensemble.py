@@ -24,6 +24,7 @@ from unlearnlib.ensemble import (
     train_ensemble,
     unlearn_ensemble,
 )
+from unlearnlib.ensemble import batched_methods as ensemble_batched_methods
 from unlearnlib.models import build_model
 from unlearnlib.training import Recipe, train
 
@@ -165,9 +166,49 @@ def test_batched_retrain_matches_registry(path, splits, pool, trained):
 def test_other_methods_fall_back_to_the_registry(splits, pool, trained):
     ens, retain, forget = trained
     hp = {"epochs": 1, "batch_size": 64}
-    got = unlearn_ensemble("srl", ens, pool, retain, forget, [1, 2], 10, hp, val=splits.val)
-    want = _per_model("srl", ens, pool, retain, forget, [1, 2], splits, hp)
+    assert "cfk" not in ensemble_batched_methods()
+    got = unlearn_ensemble("cfk", ens, pool, retain, forget, [1, 2], 10, hp, val=splits.val)
+    want = _per_model("cfk", ens, pool, retain, forget, [1, 2], splits, hp)
     assert _max_diff(got, want) == 0.0
+
+
+def test_the_batched_methods_are_read_off_the_registry():
+    """Issue 35: the engine's method table is the registry's loss-driven methods, not a list
+    written beside it, and the engine restates none of their losses."""
+    import unlearnlib.ensemble as ensemble_module
+    from unlearnlib.ensemble import REFERENCES, batched_methods
+
+    declared = tuple(k for k in methods.available() if methods.get(k).objective is not None)
+    assert {"ft", "ga", "ngplus"} <= set(declared)
+    assert batched_methods() == ensemble_module.BATCHED_METHODS == REFERENCES + declared
+
+
+def test_a_method_declaring_an_objective_runs_batched_untouched_engine(splits, pool, trained, monkeypatch):
+    """Adding a method to the many-model engine touches the method only: a new objective (a
+    forget-driven one with retain batches cycled beside it, a combination no method had when
+    the engine restated losses) runs batched and matches the per-model loop."""
+    from unlearnlib.loop import Objective
+    from unlearnlib.methods._loop import unlearn_by
+
+    def loss(out, hp):
+        return -out.ce("forget") + hp["beta"] * out.ce("retain")
+
+    objective = Objective(loss, reads=("forget", "retain"), driver="forget", schedule="cosine")
+
+    def unlearn(model, data, **hp):
+        return unlearn_by(objective, model, data, hp)
+
+    monkeypatch.setattr(methods, "_REGISTRY", dict(methods._REGISTRY))
+    methods.register("test_gd_forget", name="test", paper="test", epochs_over="forget", objective=objective,
+                     defaults={"epochs": 1, "lr": 0.01, "batch_size": 16, "weight_decay": 5e-4, "beta": 0.5})(unlearn)
+    from unlearnlib.ensemble import batched_methods
+
+    assert "test_gd_forget" in batched_methods()
+    ens, retain, forget = trained
+    got = unlearn_ensemble("test_gd_forget", ens, pool, retain, forget, [7, 8], 10, path="vmap")
+    want = _per_model("test_gd_forget", ens, pool, retain, forget, [7, 8], splits, {})
+    assert _max_diff(got, want) < 1e-5
+    assert _max_diff(got, ens) > 1e-4
 
 
 def test_loop_plan_replays_run_loop_batches():
@@ -371,7 +412,7 @@ def test_auto_picks_a_path_that_runs_the_model(splits, pool):
 
 def test_grouped_chunk_keeps_one_activation_within_the_budget(monkeypatch):
     """cnn1d's largest layer output is its first conv's, 32 channels x 20 positions per sample."""
-    import unlearnlib.ensemble as ensemble_module
+    import unlearnlib.ensemble.stack as ensemble_module  # where the budget and the chunk size live
 
     ens = Ensemble.build("cnn1d", (40,), 10, list(range(5)))
     x = torch.zeros(5, 16, 40)
@@ -387,12 +428,13 @@ def test_grouped_chunk_keeps_one_activation_within_the_budget(monkeypatch):
 
 def test_grouped_training_in_chunks_matches_the_loop(monkeypatch):
     """Models in chunks (here of 2 and 1) train and predict as in one piece: as the loop does."""
-    import unlearnlib.ensemble as ensemble_module
+    import unlearnlib.ensemble.stack as stack_module
+    import unlearnlib.ensemble.train as train_module
 
-    monkeypatch.setattr(ensemble_module, "GROUPED_CHUNK_BYTES", 2 * 32 * 32 * 20 * 8)  # two models at batch 32
+    monkeypatch.setattr(stack_module, "GROUPED_CHUNK_BYTES", 2 * 32 * 32 * 20 * 8)  # two models at batch 32
     sizes = []
-    real = ensemble_module._train_batched
-    monkeypatch.setattr(ensemble_module, "_train_batched",
+    real = train_module._train_batched
+    monkeypatch.setattr(train_module, "_train_batched",
                         lambda ens, *a, **k: (sizes.append(len(ens)), real(ens, *a, **k))[1])
     data = _synthetic((40,), 160, seed=1, dtype=torch.float64)
     masks = _masks(3, 160, [100, 100, 100], seed=3)

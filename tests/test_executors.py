@@ -319,12 +319,13 @@ def test_a_workers_warning_reaches_the_caller(ex, serial, parallel, tmp_path, fi
 
 def test_tuning_on_workers_is_the_serial_search(ex, serial, parallel, tmp_path):
     """One worker per study (the default): the same trials, the same choice as serially."""
-    kw = dict(dataset="digits", model="small_cnn", epochs=2, seeds="0,1", n_trials=3, show_progress=False)
+    kw = dict(seeds="0,1", n_trials=3)
     roots = tmp_path / "a", tmp_path / "b"
     shutil.copytree(serial[1], roots[0])
     shutil.copytree(parallel[1], roots[1])
-    a = hpo.tune("ga", store=Store(roots[0]), **kw)
-    b = hpo.tune("ga", store=Store(roots[1]), executor=ex, **kw)
+    a, b = (hpo.Setup.create("digits", "small_cnn", epochs=2, store=Store(r), show_progress=False) for r in roots)
+    a = hpo.tune(a, "ga", **kw)
+    b = hpo.tune(b, "ga", executor=ex, **kw)
     assert a.hparams == b.hparams and a.selection.objective == b.selection.objective
     for sa, sb in zip(a.seeds, b.seeds, strict=True):
         assert [t.params for t in sa.trials] == [t.params for t in sb.trials]
@@ -348,8 +349,8 @@ def test_one_study_tuned_by_two_workers_has_exactly_its_trials(ex, parallel, tmp
     client = ex.client()
     client.wait_for_workers(2)
     client.run(lambda: __import__("unlearnlib.studies.worker_preload") and __import__("unlearnlib.studies.hpo"))
-    result = hpo.tune("ga", dataset="digits", model="small_cnn", epochs=2, seeds=0, n_trials=n, store=store,
-                      show_progress=False, executor=ex, parallel_trials=True)
+    result = hpo.tune(hpo.Setup.create("digits", "small_cnn", epochs=2, store=store, show_progress=False), "ga",
+                      seeds=0, n_trials=n, executor=ex, parallel_trials=True)
     setup = hpo.Setup.create("digits", "small_cnn", epochs=2, store=Store(root), show_progress=False)
     study = hpo.open_study(setup.store, hpo.study_spec(setup, hpo.registry.get("ga"), 0, True))
     done = [t for t in study.trials if t.state == trials.TrialState.COMPLETE]
@@ -368,7 +369,7 @@ def test_one_study_tuned_by_two_workers_has_exactly_its_trials(ex, parallel, tmp
 
 def test_shadow_groups_on_workers_give_the_serial_outputs(ex, tmp_path):
     from unlearnlib.data import load_splits
-    from unlearnlib.evaluation.lira import ShadowConfig, ShadowRunner
+    from unlearnlib.shadows import ShadowConfig, ShadowRunner
 
     splits = load_splits("digits", "random:0.1")
     config = ShadowConfig(k=4, partitions=1, population=0.5, targets=0.5, epochs=1)
@@ -389,7 +390,7 @@ def test_scorecard_shadows_run_on_the_scheduler_a_kernel_inherits(ex, tmp_path, 
     shadow group then trains on the workers (training one here would trip the wire),
     and the arrays equal the serial ones."""
     from unlearnlib.data import load_splits
-    from unlearnlib.evaluation.lira import ShadowConfig, ShadowRunner
+    from unlearnlib.shadows import ShadowConfig, ShadowRunner
     from unlearnlib.studies import scorecard as sc
 
     splits = load_splits("digits", "random:0.1")
@@ -492,7 +493,7 @@ def test_scorecard_rows_relearning_and_poisons_run_on_the_scheduler_a_kernel_inh
     rows_a, poison_a, _ = scorecard(tmp_path / "a")
     monkeypatch.setenv(executors.SCHEDULER_ENV, ex.scheduler_address())
     monkeypatch.setattr(experiment, "evaluate_model", _tripwire("a result row"))
-    monkeypatch.setattr(sc, "relearning_attack", _tripwire("a relearning attack"))
+    monkeypatch.setattr(sc.collection, "relearning_attack", _tripwire("a relearning attack"))
     monkeypatch.setattr(poisoning, "attack_metric", _tripwire("a poisoning row"))
     rows_b, poison_b, store = scorecard(tmp_path / "b")
     _same_rows(rows_a.drop(columns="hparams_source"), rows_b.drop(columns="hparams_source"))

@@ -21,6 +21,7 @@ from unlearnlib.store import Store
 from unlearnlib.studies import executors
 from unlearnlib.studies import poisoning_study as P
 from unlearnlib.studies import unrolling as U
+from unlearnlib.studies.experiment import Setup
 from unlearnlib.studies.worker_cache import worker_splits
 from unlearnlib.training import Recipe
 
@@ -61,10 +62,10 @@ TRAJ = dict(epochs=1, measure_steps=[4, 8], batch_size=256, unlearn_batch=3, hes
 
 def _unrolling(splits, store: Store, executor) -> tuple[int, pd.DataFrame, pd.DataFrame]:
     """What the chapter does: compute_units, then its serial loops (sigma rows, trajectories)."""
-    ran = U.compute_units(splits, "cnn1d", SEEDS, LOSSES, LRS, TRAJ["epochs"], TRAJ["measure_steps"], TINY, store,
+    setup = Setup(splits, "cnn1d", TINY, store, show_progress=False)  # the pretraining recipe: TINY
+    ran = U.compute_units(setup, SEEDS, LOSSES, LRS, TRAJ["epochs"], TRAJ["measure_steps"],
                           batch_size=TRAJ["batch_size"], unlearn_batch=TRAJ["unlearn_batch"],
-                          hessian_rows=TRAJ["hessian_rows"], power_iters=TRAJ["power_iters"], executor=executor,
-                          show_progress=False)
+                          hessian_rows=TRAJ["hessian_rows"], power_iters=TRAJ["power_iters"], executor=executor)
     pre = {(name, s): U.pretrain(splits, "cnn1d", s, TINY.with_(sd_lambda=lam), store)
            for name, lam in LOSSES.items() for s in SEEDS}
     sigma = pd.DataFrame([U.sigma_row(pre[(name, s)], splits, name, store, TRAJ["hessian_rows"], TRAJ["power_iters"])

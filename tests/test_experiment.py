@@ -58,6 +58,45 @@ def test_bad_input_fails_before_training(kw, msg, tmp_path):
     assert store.misses == 0 and not any(tmp_path.rglob("*.pt"))
 
 
+@pytest.mark.parametrize("kw, msg", [
+    ({"dataset": "svhn"}, "Unknown dataset 'svhn'; allowed: mnist1d"),
+    ({"model": "vgg"}, "Unknown model 'vgg'; allowed: cnn1d"),
+    ({"forget": "random:1.2"}, r"\(0, 1\)"),
+    ({"forget": "class:inf"}, "is not a finite number"),
+    ({"epochs": 0}, r"epochs must be a positive integer or None; got 0\."),
+    ({"epochs": True}, "epochs must be a positive integer or None"),
+    ({"device": "mps"}, "Unknown or unsupported device 'mps'"),
+])
+def test_setup_checks_its_inputs_as_the_grid_does(kw, msg, tmp_path, monkeypatch):
+    """Setup.create and Setups say what GridConfig says, without building a GridConfig."""
+    from unlearnlib.studies import experiment
+
+    store = Store(tmp_path)
+    with pytest.raises(ValueError, match=msg):
+        experiment.GridConfig(**{"dataset": "mnist1d", "model": "cnn1d", **kw})
+    monkeypatch.setattr(experiment, "GridConfig", None)  # not used to validate
+    with pytest.raises(ValueError, match=msg) as err:
+        experiment.Setup.create(**{"epochs": 1, **kw}, store=store, show_progress=False)
+    assert "\n" not in str(err.value)
+    if "forget" not in kw:
+        with pytest.raises(ValueError, match=msg):
+            experiment.Setups(**kw, store=store)
+    assert store.misses == 0 and not any(tmp_path.rglob("*.pt"))
+
+
+def test_setups_make_each_forget_sets_setup_once(tmp_path):
+    from unlearnlib.studies.experiment import Setups
+
+    setups = Setups("digits", "mlp", epochs=1, store=Store(tmp_path), show_progress=False)
+    a = setups("fraction:0.1")
+    assert setups("fraction:0.1") is a and setups("class:2").splits.forget_spec == "class:2"
+    assert (a.model, a.recipe.epochs, a.store, a.splits.dataset) == ("mlp", 1, setups.store, "digits")
+    quiet = Setups("digits", "mlp", epochs=1, store=Store(tmp_path)).quiet()
+    assert not quiet.show_progress and not quiet("fraction:0.1").show_progress
+    shared = setups.quiet()("fraction:0.1")  # the setups made so far, quiet, with their loaded reference models
+    assert shared is not a and shared.splits is a.splits and shared._refs is a._refs and not shared.show_progress
+
+
 def test_missing_data_folder_says_where(tmp_path):
     store = Store(tmp_path / "store")
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):

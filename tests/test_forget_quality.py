@@ -94,7 +94,7 @@ def test_bad_input_is_rejected():
 
 
 def test_on_shadow_runner_outputs(splits):
-    from unlearnlib.evaluation.lira import ShadowRunner
+    from unlearnlib.shadows import ShadowRunner
     from unlearnlib.training import Recipe
 
     cfg = ShadowConfig(k=4, partitions=1, population=0.1, targets=0.5, epochs=1)

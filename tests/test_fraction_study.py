@@ -123,21 +123,23 @@ def test_original_is_shared_by_every_forget_set(tmp_path):
 
 def test_run_fraction_study_rows_and_cache(tmp_path):
     store = Store(tmp_path)
-    kw = dict(forgets=["fraction:0.3"], seeds="1", n_trials=1, dataset="digits", model="mlp", epochs=1,
-              store=store, show_progress=False)
-    df, tuned = fs.run_fraction_study(["nabla_tau"], ["ft"], **kw)
+    setups = fs.Setups("digits", "mlp", epochs=1, store=store, show_progress=False)
+    kw = dict(forgets=["fraction:0.3"], seeds="1", n_trials=1)
+    df, tuned = fs.run_fraction_study(setups, ["nabla_tau"], ["ft"], **kw)
     assert list(df["method"]) == ["original", "retrain", "nabla_tau", "ft"]
     assert list(df["tuned"]) == [False, False, False, True]
     assert (df["fraction"] == 0.3).all() and set(tuned) == {("random:0.1", "ft")}
     assert {"forget_loss", "val_loss", "mia_entropy_test"} <= set(df.columns)
     misses = store.misses
-    df2, _ = fs.run_fraction_study(["nabla_tau"], ["ft"], **kw)
+    df2, _ = fs.run_fraction_study(fs.Setups("digits", "mlp", epochs=1, store=store, show_progress=False),
+                                   ["nabla_tau"], ["ft"], **kw)
     assert store.misses == misses  # everything came from the store
     pd.testing.assert_frame_equal(df.drop(columns="unlearn_seconds"), df2.drop(columns="unlearn_seconds"))
     with pytest.raises(ValueError, match="Unknown forget kind"):
-        fs.run_fraction_study(["nabla_tau"], ["ft"], **{**kw, "forgets": ["half:0.3"]})
+        fs.run_fraction_study(setups, ["nabla_tau"], ["ft"], **{**kw, "forgets": ["half:0.3"]})
     with pytest.raises(ValueError, match=r"Evaluation seeds \[0\] are tuning seeds"):
-        fs.run_fraction_study(["nabla_tau"], ["ft"], **{**kw, "seeds": "0-2", "store": Store(tmp_path / "other")})
+        fs.run_fraction_study(fs.Setups("digits", "mlp", epochs=1, store=Store(tmp_path / "other"),
+                                        show_progress=False), ["nabla_tau"], ["ft"], **{**kw, "seeds": "0-2"})
 
 
 def test_tuned_methods_are_scored_on_held_out_seeds_only():

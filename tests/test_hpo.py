@@ -285,12 +285,12 @@ def test_selection_over_tuning_seeds_prefers_what_transfers():
 
 def test_tune_real_method_resumes_and_reruns(refs, splits, session_store_env):
     store = Store(session_store_env)
-    kw = dict(seeds=[0], epochs=12, store=store, show_progress=False)
-    r2 = hpo.tune("ga", n_trials=2, **kw)
+    setup = hpo.Setup.create(epochs=12, store=store, show_progress=False)
+    r2 = hpo.tune(setup, "ga", seeds=[0], n_trials=2)
     assert r2.tuned and r2.best_seed == 0 and r2.seeds[0].new_trials == 2
     assert set(r2.hparams) == set(registry.get("ga").defaults)
     assert r2.hparams["epochs"] <= 3  # ceil(0.2 * 12)
-    r3 = hpo.tune("ga", n_trials=3, **kw)
+    r3 = hpo.tune(setup, "ga", seeds=[0], n_trials=3)
     assert r3.seeds[0].new_trials == 1 and r3.seeds[0].n_trials == 3
     assert r3.seeds[0].norm <= r2.seeds[0].norm
     journal = trials_mod.journal_path(store, r3.seeds[0].study_name)
@@ -299,8 +299,7 @@ def test_tune_real_method_resumes_and_reruns(refs, splits, session_store_env):
                                                 storage=trials_mod.open_storage(store, r3.seeds[0].study_name)))
     assert trials["lr"].nunique() == 3 and trials["norm"].nunique() > 1  # the hyperparameters reach the method
 
-    result, rows = hpo.tune_and_rerun("ga", tune_seeds=[0], seeds=[0], n_trials=3, epochs=12,
-                                      store=store, show_progress=False)
+    result, rows = hpo.tune_and_rerun(setup, "ga", tune_seeds=[0], seeds=[0], n_trials=3)
     assert result.hparams == r3.hparams and result.seeds[0].new_trials == 0
     assert list(rows["method"]) == ["ga"] and rows["tuned"].all()
     # the rerun of the chosen trial on its own seed is the cached trial: same objectives
@@ -311,13 +310,14 @@ def test_tune_real_method_resumes_and_reruns(refs, splits, session_store_env):
 
 
 def test_reference_and_spaceless_methods_are_not_tuned(tmp_path):
-    r = hpo.tune("original", epochs=12, store=Store(tmp_path), show_progress=False, n_trials=5)
+    setup = hpo.Setup.create(epochs=12, store=Store(tmp_path), show_progress=False)
+    r = hpo.tune(setup, "original", n_trials=5)
     assert not r.tuned and r.hparams == {} and r.seeds == []
     assert not (tmp_path / "optuna").exists()
     with pytest.raises(ValueError, match="n_trials must be a positive integer"):
-        hpo.tune("ft", n_trials=0, store=Store(tmp_path))
+        hpo.tune(setup, "ft", n_trials=0)
     with pytest.raises(ValueError, match="Unknown method 'nope'; allowed"):
-        hpo.tune("nope", store=Store(tmp_path))
+        hpo.tune(setup, "nope")
 
 
 def test_cli_tune_prints_best_hyperparameters_and_rerun_table(refs, capsys):
@@ -349,37 +349,6 @@ def test_ship_writes_an_entry_with_provenance_that_warm_starts_a_study(refs, spl
                              "ga", str(table)) is None  # another recipe: the entry does not apply
     # the recorded objective is what the entry's hyperparameters give on its tuning seed
     assert hpo.setup_norm(setup, "ga")(entry["hparams"], 0) == pytest.approx(entry["per_seed"]["0"], abs=1e-4)
-    warm = hpo.tune("ga", seeds=[0], n_trials=1, setup=setup, warm_start=entry)
+    warm = hpo.tune(setup, "ga", seeds=[0], n_trials=1, warm_start=entry)
     first = warm.seeds[0].trials[0]
     assert first.user_attrs["source"].startswith("shipped") and warm.source.startswith("shipped")
-
-
-# --------------------------------------------------------------------------- reading a tuned grid
-
-
-def _grid(good: list[str], bad: list[str], mid: list[str]) -> pd.DataFrame:
-    rows = []
-    for seed in (0, 1):
-        ref = {"retain_acc": 1.0, "forget_acc": 0.8, "val_acc": 0.8, "test_acc": 0.8, "mia_val": 0.52}
-        rows.append({"method": "retrain", "seed": seed, **ref, "indisc": 0.96, "retdev": 0.0, "rte": 1.0})
-        for quality, ms, rte in ((0.01, good, 20.0), (0.3, bad, 1.5), (0.1, mid, 5.0)):
-            for i, m in enumerate(ms):
-                q = quality + i * 0.001
-                rows.append({"method": m, "seed": seed, "retain_acc": 1 - q, "forget_acc": 0.8 + q,
-                             "val_acc": 0.8 - q, "test_acc": 0.8 - q, "mia_val": 0.52 + q,
-                             "indisc": 0.96 - 2 * q, "retdev": 3 * q, "rte": rte + i})
-    return pd.DataFrame(rows)
-
-
-def test_ranking_and_headline_follow_the_numbers():
-    df = _grid(good=["msg", "ct", "ngplus"], bad=["ga", "srl"], mid=["ft", "cfw", "ff", "prmq"])
-    r = hpo.ranking(df)
-    assert list(r.index[:3]) == ["msg", "ct", "ngplus"] and set(r.index[-2:]) == {"ga", "srl"}
-    assert r.loc["msg", "objective_norm"] < r.loc["ga", "objective_norm"]
-    text = hpo.headline(df)
-    assert text.count(": holds here") == 3, text
-
-    flipped = hpo.headline(_grid(good=["ga", "srl"], bad=["msg", "ct", "ngplus"], mid=["ft", "cfw"]))
-    assert flipped.count("does not hold") == 3, flipped
-    partial = hpo.headline(_grid(good=["ft"], bad=["ga"], mid=["ngplus", "srl"]))
-    assert "cannot check, msg, ct" in partial

@@ -142,7 +142,7 @@ def test_bad_input_is_rejected(splits):
 
 def test_on_shadow_runner_outputs(splits):
     # the engine's real outputs: the oracles against themselves give 0 everywhere
-    from unlearnlib.evaluation.lira import ShadowRunner
+    from unlearnlib.shadows import ShadowRunner
     from unlearnlib.training import Recipe
 
     cfg = ShadowConfig(k=4, partitions=1, population=0.1, targets=0.5, epochs=1)

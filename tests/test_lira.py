@@ -12,7 +12,6 @@ from scipy.stats import norm
 from unlearnlib.evaluation.lira import (
     ShadowConfig,
     ShadowOutputs,
-    ShadowRunner,
     attack_metrics,
     decision_threshold,
     lira_scores,
@@ -25,6 +24,7 @@ from unlearnlib.evaluation.lira import (
     ulira,
 )
 from unlearnlib.evaluation.neurips import neurips_score
+from unlearnlib.shadows import ShadowRunner
 from unlearnlib.store import Store
 from unlearnlib.training import Recipe
 

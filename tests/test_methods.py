@@ -1,7 +1,9 @@
+import copy
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from unlearnlib import methods
@@ -89,9 +91,11 @@ def _loop_configs(module, monkeypatch) -> list[LoopConfig]:
 
 def test_srl_keeps_a_constant_learning_rate(splits, refs, monkeypatch):
     """Deep Unlearn's SRL builds a scheduler and discards it: SGD at a constant lr."""
+    import unlearnlib.loop as loop_module  # srl declares its loss as data (issue 36)
     from unlearnlib.methods import srl
 
-    seen = _loop_configs(srl, monkeypatch)
+    assert methods.get("srl").objective is srl.OBJECTIVE
+    seen = _loop_configs(loop_module, monkeypatch)
     methods.get("srl")(refs.original, _data(splits, refs), epochs=1)
     assert [(c.schedule, c.momentum, c.lr, c.driver) for c in seen] == [("constant", 0.9, 0.1, "union")]
 
@@ -106,7 +110,10 @@ def test_ngplus_follows_deep_unlearn(splits, refs, monkeypatch):
     assert (m.defaults["lr"], m.defaults["epochs"], m.defaults["batch_size"]) == (0.01, 10, 256)
     assert "lam" not in m.search_space and "alpha" in m.search_space
     assert m.defaults["bn_mode"] == "train"
-    seen = _loop_configs(ngplus, monkeypatch)
+    import unlearnlib.loop as loop_module  # ngplus declares its loss as data; the engine's loop runs it
+
+    assert m.objective is ngplus.OBJECTIVE
+    seen = _loop_configs(loop_module, monkeypatch)
     m(refs.original, _data(splits, refs), epochs=1)
     assert [(c.weight_decay, c.momentum, c.schedule, c.bn_mode) for c in seen] == [(0.0, 0.9, "constant", "train")]
 
@@ -152,6 +159,80 @@ def test_loop_keep_fixed_and_grad_scale(splits, refs):
              LoopConfig(epochs=1, lr=0.1, batch_size=128, momentum=0.0), 0,
              grad_scale={name: torch.zeros_like(p)})
     assert torch.equal(dict(model2.named_parameters())[name].detach(), before)
+
+
+def _old_ngplus(alpha, lam, theta0):
+    """ngplus's loss as its module wrote it before it was declared as data."""
+    def loss(m, f, r):
+        retain_term = F.cross_entropy(m(r.x), r.y)
+        if lam:
+            retain_term = retain_term + lam / 2 * sum(
+                (p - p0).pow(2).sum() for p, p0 in zip(m.parameters(), theta0, strict=True))
+        return alpha * retain_term - (1 - alpha) * F.cross_entropy(m(f.x), f.y)
+    return loss
+
+
+@pytest.mark.parametrize("key,hp,old", [
+    ("ft", {"bn_mode": "train"}, lambda t: (lambda m, f, r: F.cross_entropy(m(r.x), r.y))),
+    ("ga", {"bn_mode": "eval"}, lambda t: (lambda m, f, r: -F.cross_entropy(m(f.x), f.y))),
+    ("ngplus", {"lam": 0.1}, lambda t: _old_ngplus(0.95, 0.1, t)),
+])
+def test_declared_objectives_run_as_the_handwritten_loops(key, hp, old, splits, refs):
+    """Issue 35: ft, ga and ngplus declare their loss once as data (an Objective: loss,
+    streams, driver, schedule); run through the loop it gives the very bits the modules'
+    hand-written loss functions and LoopConfigs gave."""
+    from unlearnlib.loop import run_objective
+
+    m = methods.get(key)
+    hp = m.resolve_hparams({"epochs": 1, "batch_size": 128, **hp})
+    obj = m.objective
+    cfg = obj.config(hp)
+    assert (cfg.driver, cfg.schedule, cfg.momentum, cfg.lr) == (obj.driver, obj.schedule, 0.9, hp["lr"])
+    assert cfg.use_forget == (key == "ngplus") and not cfg.use_retain
+    a, b = copy.deepcopy(refs.original), copy.deepcopy(refs.original)
+    run_objective(a, splits.retain, splits.forget, obj, hp, 3)
+    theta0 = [p.detach().clone() for p in b.parameters()]
+    run_loop(b, splits.retain, splits.forget, old(theta0), cfg, 3)
+    assert _same_weights(a, b)
+
+
+def test_batch_plan_is_the_loops_lazy_draw_order():
+    """One plan for the loop and the engine: the driver's randperm per epoch, the side set's
+    batches cycled beside it, drawn from one generator in that order; a partial last epoch."""
+    from unlearnlib.data import index_batches
+    from unlearnlib.loop import batch_plan
+
+    gen = torch.Generator().manual_seed(5)
+
+    def cycle():
+        while True:
+            yield from index_batches(7, 3, gen)
+
+    side, want = cycle(), []
+    for _ in range(3):
+        want.append([(d, next(side)) for d in index_batches(10, 3, gen)])
+    want[-1] = want[-1][:2]  # 2.5 epochs of 4 steps: 10 steps
+    got = list(batch_plan(10, 7, 2.5, 3, 5))
+    assert [len(e) for e in got] == [4, 4, 2]
+    assert all(torch.equal(a, c) and torch.equal(b, d) for ge, we in zip(got, want, strict=True)
+               for (a, b), (c, d) in zip(ge, we, strict=True))
+    assert list(batch_plan(10, None, 0, 3, 5)) == []
+
+
+def test_an_objective_must_match_its_epoch_set():
+    from unlearnlib.loop import Objective
+
+    with pytest.raises(ValueError, match="driver 'forget' must be a stream"):
+        Objective(lambda out, hp: out.ce("retain"), reads=("retain",), driver="forget")
+    with pytest.raises(ValueError, match="streams among"):
+        Objective(lambda out, hp: out.ce("retain"), reads=("both",))
+    with pytest.raises(ValueError, match="reads nothing else"):  # union is a stream since issue 36
+        Objective(lambda out, hp: out.ce("union"), reads=("union", "retain"), driver="union")
+    Objective(lambda out, hp: out.ce("union"), reads=("union",), driver="union")
+    obj = Objective(lambda out, hp: -out.ce("forget"), reads=("forget",), driver="forget")
+    with pytest.raises(ValueError, match="epochs_over='forget'"):
+        register("never_registered", name="x", paper="x", defaults={}, objective=obj)(lambda model, data: model)
+    assert "never_registered" not in methods.available()
 
 
 def test_bad_loop_config():

@@ -14,7 +14,7 @@ from unlearnlib.book import build as book
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["methods.ipynb", "explore.ipynb", "ulira.ipynb", "unrolling_sgd.ipynb", "poisoning.ipynb",
-            "nabla_tau.ipynb"]
+            "nabla_tau.ipynb", "certified.ipynb"]
 
 
 @pytest.mark.parametrize("name", CHAPTERS)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnlib.evaluation.lira import ShadowConfig, ShadowOutputs, _outputs, make_shadow_set, ulira
+from unlearnlib.evaluation.lira import ShadowConfig, ShadowOutputs, make_shadow_set, ulira
 from unlearnlib.evaluation.rmia import A_GRID, rmia, rmia_scores, tune_a
+from unlearnlib.shadows import _outputs
 
 
 def _direct_scores(p, mean_out, pz, mean_z, a, gamma):
@@ -142,7 +143,7 @@ def test_outputs_without_test_phi_take_the_population_from_the_loss(shadows):
 
 def test_on_shadow_runner_outputs(splits):
     # the engine's real outputs (phi on the pool, losses on D_t) go in as they come
-    from unlearnlib.evaluation.lira import ShadowRunner
+    from unlearnlib.shadows import ShadowRunner
     from unlearnlib.training import Recipe
 
     cfg = ShadowConfig(k=4, partitions=1, population=0.1, targets=0.5, epochs=1)
@@ -154,7 +155,7 @@ def test_on_shadow_runner_outputs(splits):
 
 
 class _FixedLogits:
-    """Stands in for an Ensemble in :func:`~unlearnlib.evaluation.lira._outputs`: fixed
+    """Stands in for an Ensemble in :func:`~unlearnlib.shadows._outputs`: fixed
     float32 logits of every model row on the pool and on D_t."""
 
     def __init__(self, pool_x: torch.Tensor, pool: torch.Tensor, test: torch.Tensor) -> None:

@@ -572,7 +572,7 @@ def test_bad_run_input_is_refused_before_training(tmp_path, capsys, no_training,
 def test_full_store_is_refused_before_training(tmp_path, capsys, no_training, monkeypatch):
     import shutil as sh
 
-    from unlearnlib import store as store_mod
+    from unlearnlib.store import files as store_mod
 
     usage = sh.disk_usage(tmp_path)
     monkeypatch.setattr(store_mod.shutil, "disk_usage", lambda p: usage._replace(free=0))
@@ -654,7 +654,7 @@ def book_root(tmp_path, monkeypatch) -> Path:
         raise AssertionError("a kernel was started")
 
     monkeypatch.setattr(papermill, "execute_notebook", refuse)
-    monkeypatch.setattr(build, "kernel_name", refuse)
+    monkeypatch.setattr(build.execute, "kernel_name", refuse)
     return tmp_path
 
 

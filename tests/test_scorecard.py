@@ -1,7 +1,7 @@
 """The scorecard's logic on constructed rows: normalisation (0 = original, 1 = retrained),
 the pass / false-sense readings with the utility constraint, Kendall's tau on known
-rankings, the weighted (bootstrap) forms of the shadow tests against the library's own
-metrics, and the verdicts on constructed draws."""
+rankings, the shadow tests read through the metric registry (its weighted forms are pinned
+in tests/test_metric_registry.py), and the verdicts on constructed draws."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import ks_2samp
-from sklearn.metrics import roc_auc_score, roc_curve
 
-from unlearnlib.evaluation.lira import ShadowConfig, ShadowOutputs, make_shadow_set, tpr_at_fpr
+from unlearnlib.book import scorecard_view as view
+from unlearnlib.evaluation.lira import ShadowConfig, ShadowOutputs, make_shadow_set
 from unlearnlib.studies import scorecard as sc
 from unlearnlib.studies import verdicts as vd
 
@@ -172,44 +171,7 @@ def test_kendall_matrix_compares_rankings_by_distance_to_retraining():
     assert np.allclose(np.diag(tau), 1.0) and np.allclose(tau, tau.T)
 
 
-# --------------------------------------------------------------------------- weighted forms
-
-
-def _tied_scores(rng, n):
-    return np.round(rng.normal(size=n), 1)  # many ties
-
-
-def test_weighted_roc_matches_sklearn_at_unit_weights_and_repetition_for_integer_weights():
-    rng = np.random.default_rng(0)
-    pos, neg = _tied_scores(rng, 300) + 0.5, _tied_scores(rng, 400)
-    auc, low = sc.weighted_roc(pos, np.ones(300), neg, np.ones(400))
-    y, s = np.r_[np.ones(300), np.zeros(400)], np.r_[pos, neg]
-    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
-    assert auc[0] == pytest.approx(roc_auc_score(y, s))
-    assert low[0] == pytest.approx(tpr_at_fpr(fpr, tpr, 0.01))
-    wp, wn = rng.integers(0, 3, 300), rng.integers(0, 3, 400)
-    auc_w, low_w = sc.weighted_roc(pos, wp, neg, wn)
-    rp, rn = np.repeat(pos, wp), np.repeat(neg, wn)
-    y2, s2 = np.r_[np.ones(len(rp)), np.zeros(len(rn))], np.r_[rp, rn]
-    fpr2, tpr2, _ = roc_curve(y2, s2, drop_intermediate=False)
-    assert auc_w[0] == pytest.approx(roc_auc_score(y2, s2))
-    assert low_w[0] == pytest.approx(tpr_at_fpr(fpr2, tpr2, 0.01))
-
-
-def test_ks_distance_matches_scipy_with_ties_and_weights():
-    rng = np.random.default_rng(1)
-    u, r = _tied_scores(rng, 200) + 0.3, _tied_scores(rng, 200)
-    assert sc.ks_distance(u, r)[0] == pytest.approx(ks_2samp(u, r).statistic)
-    w = rng.integers(0, 4, 200)
-    assert sc.ks_distance(u, r, w)[0] == pytest.approx(ks_2samp(np.repeat(u, w), np.repeat(r, w)).statistic)
-
-
-def test_weighted_percentile_is_the_percentile_of_the_resample():
-    v = np.array([1.0, 5.0, np.nan, 2.0, 9.0])
-    w = np.array([[1, 1, 1, 1, 1], [0, 3, 5, 1, 0]])
-    out = sc.weighted_percentile(v, w, 95)
-    assert out[0] == pytest.approx(np.nanpercentile(v, 95))
-    assert out[1] == pytest.approx(np.percentile([5, 5, 5, 2], 95))
+# --------------------------------------------------------------------------- the shadow tests' values
 
 
 @pytest.fixture(scope="module")
@@ -231,17 +193,32 @@ def fake_shadows(splits):
     return sh, outputs("unlearned", 1.5), outputs("retrained-reference", 0.0)
 
 
-def test_shadow_values_at_unit_weights_are_the_library_metrics(fake_shadows):
+def test_the_scorecard_has_no_own_copy_of_a_metric(fake_shadows, monkeypatch):
+    """Issue 35: the shadow tests' weighted values are the metric registry's one definition
+    (tests/test_metric_registry.py pins those against the library's summaries); the
+    scorecard defines no metric function of its own and calls the registry's."""
+    import inspect
+
+    from unlearnlib.evaluation import registry as reg
+
+    own = {n for n, f in inspect.getmembers(sc, inspect.isfunction) if f.__module__.startswith(sc.__name__)}
+    assert own  # the package's own functions, from every part of it
+    registered = {m.function.__name__ for m in reg.metrics() if m.fn is not None}
+    assert not own & registered
+    assert not own & {"weighted_roc", "ks_distance", "weighted_percentile", "per_target_means"}
     sh, out, ref = fake_shadows
     arrays = sc.evaluate_shadows(sh, out, ref, mode="online")
     w = np.zeros((1, out.phi.shape[1]))
     w[0, sh.is_target.numpy()] = 1.0
     v = sc.shadow_values(arrays, w)
-    for k in ("ulira_accuracy", "ulira_tpr", "rmia_auc", "neurips_f", "klom"):
-        assert v[k][0] == pytest.approx(float(arrays[f"{k}_point"]), abs=1e-12), k
-    assert v["ks_distance"][0] == pytest.approx(float(arrays["fq_statistic"]))
+    for k in reg.keys("shadows"):
+        np.testing.assert_array_equal(v[k], reg.metric(k).on_arrays(arrays, w))
     # the shift is remembered: U-LiRA and RMIA see it, the KS distance to the oracle is large
     assert v["ulira_accuracy"][0] > 0.6 and v["rmia_auc"][0] > 0.6 and v["ks_distance"][0] > 0.3
+    # a change of the registered definition is what the scorecard reads
+    monkeypatch.setitem(reg.METRICS, "neurips_f", dataclasses.replace(
+        reg.metric("neurips_f"), fn=lambda h, sample_weight: np.full(len(sample_weight), 0.123)))
+    assert sc.shadow_values(arrays, w)["neurips_f"].tolist() == [0.123]
 
 
 def test_target_bootstrap_is_paired_across_methods(fake_shadows):
@@ -309,7 +286,7 @@ def test_left_out_tests_leave_every_reading_and_figure(fake_shadows):
     assert "klom" not in reading.tests
     frame = sc.scorecard_frame(d, score, reading)
     assert "klom" not in set(frame["test"])
-    assert "KLOM" not in list(sc.heatmap_figure(frame).data[0].x)
+    assert "KLOM" not in list(view.heatmap_figure(frame).data[0].x)
     with pytest.raises(ValueError, match="Unknown scorecard test"):
         sc.bootstrap_values(rows, n_boot=10, leave_out=("kloom",))
 
@@ -368,7 +345,7 @@ def test_intervals_are_the_percentile_half_widths_stretched_by_t_scale():
     d = _mia_draws(np.full(42, 0.6), np.full(42, 0.5), ft)
     c = vd.t_scale(5)
     lo, hi = 0.505 - c * (0.505 - 0.481), 0.505 + c * (0.519 - 0.505)
-    assert sc._interval(ft, d.interval_seeds) == pytest.approx((lo, hi))
+    assert sc.reading._interval(ft, d.interval_seeds) == pytest.approx((lo, hi))
     r = sc.classify(sc.scores(d), sc.utility_mask(d.test_acc, 1), d.methods)
     row = sc.scorecard_frame(d, sc.scores(d), r).set_index("method").loc["ft"]
     assert (row.value_low, row.value_high) == pytest.approx((lo, hi))
@@ -376,7 +353,7 @@ def test_intervals_are_the_percentile_half_widths_stretched_by_t_scale():
     assert (row.score_low, row.score_high) == pytest.approx(((hi - 0.6) / -0.1, (lo - 0.6) / -0.1))
     # the coarsest seed level sets the stretch; an accuracy's interval stays in [0, 1]
     assert dataclasses.replace(d, n_poison_seeds=3).interval_seeds == 3
-    assert sc._interval(np.r_[0.99, np.linspace(0.96, 1.0, 41)], 5, bounds=(0, 1))[1] == 1.0
+    assert sc.reading._interval(np.r_[0.99, np.linspace(0.96, 1.0, 41)], 5, bounds=(0, 1))[1] == 1.0
 
 
 def _score_draws(per_method: dict[str, dict[str, tuple[float, float]]], n_seeds: int = 5,
@@ -477,7 +454,7 @@ def test_a_methods_value_interval_covers_at_5_seeds_where_the_percentile_one_doe
         rows = _rows({"original": rng.normal(0.6, sd, n), "retrain": rng.normal(0.5, sd, n),
                       "ft": rng.normal(mu, sd, n)})
         v = sc.bootstrap_values(rows, n_boot=sc.N_BOOT, seed=i).values["mia_test"][:, 2]
-        lo, hi = sc._interval(v, n)
+        lo, hi = sc.reading._interval(v, n)
         t_hits += lo <= mu <= hi
         p_lo, p_hi = vd.interval_from_draws(v[0], v[1:], n, interval="percentile")
         pct_hits += p_lo <= mu <= p_hi
@@ -499,68 +476,51 @@ def test_training_counts_on_a_hand_counted_case():
     assert c.loc["total", "unlearning runs, without sharing"] == 27
 
 
-def _frame():
-    d, r = _draws(5, shallow_mia=0.5)
-    return sc.scorecard_frame(d, sc.scores(d), r, {"shallow": "defaults"})
+def test_the_chapters_budget_counts_what_it_ran():
+    """The notebook's bookkeeping (issue 35): the verdicts' budget names every part of the run,
+    and the training counts are :func:`training_counts` with KLOM's shadow test (and its
+    oracles) counted only where KLOM is kept."""
+    hp = {"original": ({}, "reference"), "retrain": ({}, "reference"), "ft": ({"lr": 0.1}, "shipped (5 trials x 1 seed(s))"),
+          "ga": ({}, "defaults"), "ff": ({}, "defaults")}
+    klom = sc.KlomResolution(False, 2.0, 1, 4, 11.5, 11.5, 9, "left out")
+    budget = sc.Budget(hp, "3-7", ["ft", "ga", "ff"], 8, 15, "0-1", sc.poison_methods(["ft", "ga", "ff"]), 400, klom)
+    assert budget.n_methods == 3
+    assert budget.text == ("3 methods (1 shipped tuned, 2 defaults) on seeds 3-7; deeper tests for 3; 8 shadow splits x "
+                           "15 epochs; poisoning on 2 seed(s); 400 bootstrap draws; KLOM left out (N = 2 models per side)")
+    want = sc.training_counts(5, 3, 3, 8, 3, 2, 2, shadow_tests=4, oracle_tests=2)
+    pd.testing.assert_frame_equal(budget.counts(), want)
+    kept = dataclasses.replace(budget, klom=dataclasses.replace(klom, keep=True))
+    assert not kept.text.endswith("per side)") and kept.counts().equals(sc.training_counts(5, 3, 3, 8, 3, 2, 2))
+    assert klom.left_out == ("klom",) and kept.klom.left_out == ()
 
 
-def test_html_table_is_sortable_coloured_and_has_one_script():
-    text = sc.html_table(_frame(), table_id="sc-test")
-    assert text.count("<script>") == 1 and "getElementById('sc-test')" in text
-    assert text.count("<tr>") == 5  # header + 4 methods
-    green = sc.cell_color(1.0)
-    assert f"background:{green}" in text  # the retrained model's own cells
-    assert sc.cell_color(math.nan) == sc.GREY and sc.cell_color(0.0) != green
+def test_method_selection_for_each_part_of_the_scorecard():
+    from unlearnlib import methods as registry
+
+    assert sc.method_keys("ga,ft") == ["original", "retrain", "ga", "ft"]
+    assert sc.method_keys("retrain,ga") == ["original", "retrain", "ga"]
+    every = sc.method_keys("all")
+    assert every[:2] == list(sc.REFERENCES) and set(every) == set(registry.available()) | set(sc.REFERENCES)
+    keys = ["original", "retrain", "ga", "ft", "ff"]
+    assert sc.deeper_methods(keys, ["ft"], "utility") == ["ft"]
+    assert sc.deeper_methods(keys, ["ft"], "all") == ["ga", "ft", "ff"]
+    with pytest.raises(ValueError, match="deeper"):
+        sc.deeper_methods(keys, ["ft"], "some")
+    assert sc.poison_methods(["ga", "ff", "iu", "ft"]) == ["original", "retrain", "ga", "ft"]  # FF, IU unbudgeted
+    assert sc.n_shipped({"a": ({}, "shipped (1 trials x 1 seed(s))"), "b": ({}, "defaults")}) == 1
 
 
-def test_ct_on_a_1d_model_is_named_as_the_extension_in_the_table_and_the_figure():
-    """Issue 30: on cnn1d the scorecard's rows name CT "ct (1-D extension)"; on a 2-D CNN "ct"."""
-    d, r = _draws(5, shallow_mia=0.5)
-    d = dataclasses.replace(d, methods=["original", "retrain", "ct", "msg"])
-    for model, want in (("cnn1d", "ct (1-D extension)"), ("small_cnn", "ct")):
-        frame = sc.scorecard_frame(d, sc.scores(d), r, model=model)
-        assert list(sc.heatmap_figure(frame).data[0].y) == ["original", "retrain", want, "msg"]
-        assert f"<b>{want}</b>" in sc.html_table(frame)
-
-
-def test_heatmap_marks_passes_and_unresolved_columns():
-    fig = sc.heatmap_figure(_frame())
-    h = fig.data[0]
-    tests = list(h.x)
-    retrain = list(h.y).index("retrain")
-    assert h.text[retrain][tests.index("loss-MIA")].startswith("✓")
-    assert h.text[retrain][tests.index("KLOM")] == "n/r"  # no KLOM values: unresolved
-    assert "0 = original, 1 = retrained" in h.hovertext[0][0]
-
-
-def test_heatmap_reads_at_a_glance():
-    """Issue 34: colour is the distance from retraining (overshooting to 2 looks like staying
-    at 0, never like the best), the text is clipped to the display scale with the raw value on
-    hover, never "-0"; a test that reads the same for every model is left out and named; the
-    utility mark is explained under the figure."""
-    assert sc.cell_color(2.0) == sc.cell_color(0.0) and sc.cell_color(3.0) == sc.cell_color(-1.0)
-    assert sc.cell_color(1.0) not in (sc.cell_color(0.0), sc.cell_color(2.0))
-    assert sc.score_text(5.3) == ">3" and sc.score_text(-11.0) == "<-1" and sc.score_text(-0.0) == "0"
-    assert sc.score_text(0.004) == "0.004" and sc._fmt(-0.0) == "0"
-    frame = _frame()
-    first = frame["test"].iloc[0]
-    dead = frame.assign(value=np.where(frame["test"] == first, 11.5, frame["value"]))
-    dead = dead.assign(keeps_utility=np.where(dead["method"] == "shallow", False, dead["keeps_utility"]))
-    fig = sc.heatmap_figure(dead)
-    label = sc.test_of(first).label
-    assert label not in list(fig.data[0].x) and len(fig.data[0].x) == frame["test"].nunique() - 1
-    note = fig.layout.annotations[0].text
-    assert f"left out, the same value for every model: {label}" in note
-    assert f"{sc.UTILITY_MARK}: the method loses more than 3% test accuracy" in note
-    assert any(y.endswith(sc.UTILITY_MARK) for y in fig.data[0].y)
-    texts = [x for row in fig.data[0].text for x in row]
-    assert not any(x.lstrip("✓ ").startswith("-0") for x in texts)
-    assert fig.layout.xaxis.side == "bottom"  # the title never runs into the test names
-
-
-def test_markdown_table_has_a_row_per_method():
-    md = sc.markdown_table(_frame())
-    assert len(md.splitlines()) == 2 + 4 and "✓1" in md
+def test_read_draws_is_scores_and_classify_with_both_utility_rules():
+    d, _ = _draws(5, shallow_mia=0.5)
+    d = dataclasses.replace(d, poison_acc=np.tile([0.9, 0.9, 0.5, 0.9], (len(d.test_acc), 1)), n_poison_seeds=5)
+    d.values["gus"] = np.tile([0.0, 1.0, 1.0, 1.0], (len(d.test_acc), 1))
+    score, reading = sc.read_draws(d)
+    want = sc.classify(sc.scores(d), sc.utility_mask(d.test_acc, 1), d.methods,
+                       poison_utility=sc.utility_mask(d.poison_acc, 1))
+    assert score.keys() == sc.scores(d).keys()
+    np.testing.assert_array_equal(reading.passed, want.passed)
+    gus = reading.tests.index("gus")
+    assert not reading.passed[0, 2, gus] and reading.passed[0, 3, gus]  # "shallow" lost the poisoning setting's utility
 
 
 # --------------------------------------------------------------------------- the notebook

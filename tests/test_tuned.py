@@ -129,7 +129,7 @@ def test_make_entry_writes_held_out_and_at_bound(monkeypatch: pytest.MonkeyPatch
     the reference metrics are stubbed)."""
     setup = hpo.Setup.create(*DEFAULT, store=Store(tmp_path), show_progress=False)
     ref = {"retain_acc": 0.9, "forget_acc": 0.8, "val_acc": 0.8, "mia_val": 0.5}
-    monkeypatch.setattr(hpo, "reference_metrics", lambda *a, **k: ref)
+    monkeypatch.setattr(hpo.shipped, "reference_metrics", lambda *a, **k: ref)
     monkeypatch.setattr(setup, "refs", lambda seed: None)
     rows = pd.DataFrame([{"seed": s, "retain_acc": 0.9, "forget_acc": 0.8 + 0.03 * s, "val_acc": 0.8,
                           "mia_val": 0.5} for s in range(5)])

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -186,14 +185,13 @@ def _tune(args: argparse.Namespace, keys: list[str], store, ex) -> int:
     rerun_seeds = args.rerun_seeds if args.rerun_seeds is not None else args.seeds
     # every method's studies on the workers at once (nothing on the serial executor)
     ran = prepare_tuning(ex, setup, keys, args.seeds, args.trials, rerun_seeds, warm_start=args.warm_start,
-                         parallel_trials=args.parallel_trials, show_progress=not args.quiet)
+                         parallel_trials=args.parallel_trials)
     frames = []
     for key in keys:
         t0 = time.perf_counter()
         result, rows = tune_and_rerun(
-            key, tune_seeds=args.seeds, seeds=rerun_seeds, n_trials=args.trials,
-            verbose=args.verbose, show_progress=not args.quiet, setup=setup, warm_start=args.warm_start,
-            executor=ex, parallel_trials=args.parallel_trials,
+            setup, key, tune_seeds=args.seeds, seeds=rerun_seeds, n_trials=args.trials, verbose=args.verbose,
+            warm_start=args.warm_start, executor=ex, parallel_trials=args.parallel_trials,
         )
         add_trial_counts(result, ran)
         if result.tuned:
@@ -231,15 +229,10 @@ def _scheduler_env(ex) -> "contextlib.AbstractContextManager[None]":
     """Point the notebooks' kernels (they inherit the environment) at ``ex``'s scheduler, so
     every notebook's units run on one cluster; serial: none. The environment is restored
     afterwards."""
-    from unittest import mock
-
+    from .environment import environment
     from .studies.executors import SCHEDULER_ENV
 
-    with mock.patch.dict(os.environ):
-        if ex.parallel:
-            os.environ[SCHEDULER_ENV] = ex.scheduler_address()
-        else:
-            os.environ.pop(SCHEDULER_ENV, None)
+    with environment({SCHEDULER_ENV: ex.scheduler_address() if ex.parallel else None}):
         yield
 
 

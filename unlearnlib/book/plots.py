@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.colors import qualitative
 from plotly.io.base_renderers import PlotlyRenderer
 
 from ..studies.tables import check_columns as _check_columns
@@ -41,7 +40,8 @@ from ..studies.tables import method_labels, method_order, summary_table
 __all__ = [
     "retdev_vs_rte", "metric_vs_cost", "convergence_figure", "transfer_figure", "mia_comparison", "accuracy_bars", "summary_table", "forgetting_summary",
     "metric_vs_fraction", "metrics_title", "with_method_picker", "small_multiples", "LANDMARKS",
-    "method_order", "method_colors", "method_symbols", "LOG_AXIS",
+    "method_order", "method_colors", "method_symbols", "method_styles", "metric_grid", "LOG_AXIS",
+    "OKABE_ITO", "METHOD_PALETTE", "METHOD_SYMBOLS",
     "show", "BookRenderer", "RENDERER", "plotly_js_path",
 ]
 
@@ -65,23 +65,32 @@ LABELS = {
     "val_loss": "validation loss (tau)",
 }
 
+#: The references' landmarks: the original model grey, the retrained model (the target) black.
 _FIXED_COLORS = {"original": "#7f7f7f", "retrain": "#222222"}
-_METRIC_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+#: The Okabe-Ito colour-blind-safe palette (Okabe & Ito 2008, "Color Universal Design"), all eight.
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
+#: The methods' colours: Okabe-Ito without black (the retrained model's landmark) and yellow
+#: (contrast 1.2:1 on the white background: a yellow line or marker all but vanishes).
+METHOD_PALETTE = tuple(OKABE_ITO[c] for c in ("blue", "vermillion", "bluish green", "reddish purple", "orange",
+                                              "sky blue"))
+#: The methods' markers: filled shapes that stay apart at 7 px. Their number (7) is coprime with
+#: the palette's (6), so method i gets colour i mod 6 and marker i mod 7: neighbours in the
+#: registry differ in both, and the first 42 methods all get distinct (colour, marker) pairs.
+METHOD_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "pentagon", "star")
+#: Colours of series that are not methods (metrics, seeds): Okabe-Ito too.
+_METRIC_COLORS = [OKABE_ITO[c] for c in ("blue", "orange", "bluish green", "vermillion", "reddish purple")]
+# kept under their old names for code that imported them
+_PALETTE, _SYMBOLS = list(METHOD_PALETTE), list(METHOD_SYMBOLS)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-#: One colour per method for the whole book: Dark24 without its near-black (kept for the
-#: retrained model), then Alphabet's saturated colours; assigned by registry order, so a
-#: method has the same colour and marker in every figure of every chapter.
-_PALETTE = [c for c in qualitative.Dark24 if c != "#222A2A"] + [
-    c for c in qualitative.Alphabet if c not in ("#565656", "#E2E2E2", "#F7E1A0", "#FBE426")]
-_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down", "pentagon", "star",
-            "hexagon"]
-
-
 def _method_index(method: str) -> int:
+    """The method's place in the registry (references left out), so its colour and marker are
+    the same in every figure whatever subset the figure shows; an unregistered name gets a
+    place after the registry's from its characters (stable too)."""
     from .. import methods as registry
 
     keys = [k for k in registry.available() if k not in _FIXED_COLORS]
@@ -94,13 +103,22 @@ LOG_AXIS = dict(type="log", minorloglabels="none", exponentformat="power")
 
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
-    """A stable colour per method (grey ``original``, black ``retrain``), the same in every figure."""
-    return {m: _FIXED_COLORS.get(m) or _PALETTE[_method_index(m) % len(_PALETTE)] for m in methods}
+    """A stable colour per method from :data:`METHOD_PALETTE` (Okabe-Ito; grey ``original``,
+    black ``retrain``), the same in every figure whatever other methods it shows."""
+    return {m: _FIXED_COLORS.get(m) or METHOD_PALETTE[_method_index(m) % len(METHOD_PALETTE)] for m in methods}
 
 
 def method_symbols(methods: Sequence[str]) -> dict[str, str]:
-    """A stable marker per method, so methods stay apart where colours are close."""
-    return {m: "circle" if m in _FIXED_COLORS else _SYMBOLS[_method_index(m) % len(_SYMBOLS)] for m in methods}
+    """A stable marker per method from :data:`METHOD_SYMBOLS` (circles for the references), so
+    that with its colour (:func:`method_colors`) every registered method has its own pair."""
+    return {m: "circle" if m in _FIXED_COLORS else METHOD_SYMBOLS[_method_index(m) % len(METHOD_SYMBOLS)]
+            for m in methods}
+
+
+def method_styles(methods: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per method: :func:`method_colors` and :func:`method_symbols` together."""
+    colors, symbols = method_colors(methods), method_symbols(methods)
+    return {m: (colors[m], symbols[m]) for m in methods}
 
 
 def _labelled(builder: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
@@ -156,24 +174,90 @@ def with_method_picker(fig: go.Figure, faded: float = 0.08) -> go.Figure:
     return fig
 
 
-def small_multiples(panels: Mapping[str, Sequence[go.BaseTraceType]], title: str, x_title: str, y_title: str,
-                    columns: int = 3, panel_height: int = 200) -> go.Figure:
+def small_multiples(panels: Mapping[str, Sequence[go.BaseTraceType]], title: str, x_title: str,
+                    y_title: str | Sequence[str], columns: int = 3, panel_height: int = 200,
+                    titles: Sequence[str] | None = None) -> go.Figure:
     """One panel per method (``panels``: panel title -> its traces), shared axes: overlapping
-    histograms or curves of many methods become a grid a reader can compare."""
+    histograms or curves of many methods become a grid a reader can compare.
+
+    Panels fill the grid row by row; x axes are shared within a column, y axes within a row.
+    ``y_title``: one title, or one per row (a grid whose rows are different metrics);
+    ``titles``: the panels' titles where they differ from ``panels``' keys ("" for none)."""
     from plotly.subplots import make_subplots
 
     names = list(panels)
     columns = max(1, min(columns, len(names)))
     rows = math.ceil(len(names) / columns)
-    fig = make_subplots(rows, columns, subplot_titles=names, shared_xaxes=True, shared_yaxes=True,
+    shown = list(titles) if titles is not None else names
+    if len(shown) != len(names):
+        raise ValueError(f"small_multiples: {len(shown)} titles for {len(names)} panels.")
+    y_titles = [y_title] * rows if isinstance(y_title, str) else list(y_title)
+    if len(y_titles) != rows:
+        raise ValueError(f"small_multiples: {len(y_titles)} y titles for {rows} rows.")
+    fig = make_subplots(rows, columns, subplot_titles=shown, shared_xaxes=True, shared_yaxes=True,
                         horizontal_spacing=0.04, vertical_spacing=min(0.12, 0.5 / max(rows, 1)))
     for i, name in enumerate(names):
         for tr in panels[name]:
             fig.add_trace(tr, i // columns + 1, i % columns + 1)
     fig.update_xaxes(title_text=x_title, row=rows)
-    fig.update_yaxes(title_text=y_title, col=1)
+    for r, text in enumerate(y_titles, start=1):
+        fig.update_yaxes(title_text=text, row=r, col=1)
     fig.update_layout(title=title, height=panel_height * rows + 130, template="plotly_white",
                       legend=dict(orientation="h", y=-0.12 if rows > 1 else -0.3, x=0))
+    return fig
+
+
+def metric_grid(df: pd.DataFrame, x: str, metrics: Mapping[str, str], title: str, x_title: str,
+                methods: Sequence[str] | None = None, x_scale: float = 1.0,
+                references: Sequence[str] = ("original", "retrain"), panel_height: int = 170) -> go.Figure:
+    """Methods as small multiples (issue 34: many methods on one line chart cannot be read):
+    one row per metric (``metrics``: column -> axis title), one column per method, each panel
+    that method alone, its mean over seeds against ``x`` (times ``x_scale``) with the standard
+    deviation as error bars, in its colour and marker; every panel of a row shares the y axis
+    and shows the references' means (:data:`LANDMARKS`: the original model grey, the retrained
+    model black, dotted), so each method is read against the same landmarks. Made for a
+    handful of methods (one column each); ``methods`` default: the frame's, references left out.
+    """
+    _check_columns(df, ["method", x, *metrics], "metric_grid")
+    present = set(df["method"])
+    methods = [m for m in (methods if methods is not None else method_order(df))
+               if m in present and m not in references]
+    if not methods or not metrics:
+        raise ValueError("metric_grid: no method (other than the references) or no metric to draw.")
+    d = df[df["method"].isin(methods)]
+    xs = x_scale * d[x].astype(float)
+    lo, hi = float(xs.min()), float(xs.max())
+    if lo == hi:  # one x value: the landmarks still need a visible length
+        lo, hi = lo - 0.5 * (abs(lo) or 1.0), hi + 0.5 * (abs(hi) or 1.0)
+    colors, symbols = method_colors([*references, *methods]), method_symbols(methods)
+    names = method_labels(df)
+    panels: dict[str, list[go.BaseTraceType]] = {}
+    titles: list[str] = []
+    for r, (col, label) in enumerate(metrics.items()):
+        refs = {ref: float(df.loc[df["method"] == ref, col].mean()) for ref in references if ref in present}
+        for c, m in enumerate(methods):
+            traces: list[go.BaseTraceType] = [go.Scatter(
+                x=[lo, hi], y=[v, v], mode="lines", name=ref, legendgroup=ref, showlegend=r == 0 and c == 0,
+                line=dict(color=colors[ref], dash="dot", width=2.5), hovertemplate=f"{ref}: {v:.3f}<extra></extra>")
+                for ref, v in refs.items() if math.isfinite(v)]
+            g = d[d["method"] == m].groupby(x)[col]
+            mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
+            name = names.get(m, m)
+            traces.append(go.Scatter(
+                x=x_scale * mean.index.to_numpy(float), y=mean.to_numpy(), customdata=std.to_numpy(),
+                error_y=dict(type="data", array=std.to_numpy(), color=colors[m], thickness=1.5, width=4),
+                mode="lines+markers", name=name, legendgroup=m, showlegend=False, line=dict(color=colors[m], width=2),
+                marker=dict(symbol=symbols[m], size=8, color=colors[m], line=dict(width=1, color="white")),
+                hovertemplate=f"<b>{name}</b><br>{x_title} %{{x:g}}<br>{label} %{{y:.3f}} ± %{{customdata:.3f}}"
+                              " (mean ± std over seeds)<extra></extra>"))
+            panels[f"{col}|{m}"] = traces
+            titles.append(name if r == 0 else "")
+    fig = small_multiples(panels, title, x_title, list(metrics.values()), columns=len(methods),
+                          panel_height=panel_height, titles=titles)
+    fig.update_yaxes(title_font=dict(size=11))
+    rows = len(metrics)
+    fig.update_xaxes(title_text=None, row=rows)  # once, under the middle column: narrow panels
+    fig.update_xaxes(title_text=x_title, row=rows, col=(len(methods) + 1) // 2)
     return fig
 
 
@@ -327,7 +411,7 @@ def convergence_figure(frame: pd.DataFrame, columns: int = 6) -> go.Figure:
     rows = math.ceil(len(ms) / columns)
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=ms, shared_yaxes=True,
                         horizontal_spacing=0.02, vertical_spacing=0.35 / rows)
-    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
+    colors = _METRIC_COLORS
     for i, m in enumerate(ms):
         for (where, seed), g in frame[frame["method"] == m].groupby(["where", "seed"]):
             g = g.sort_values("trials")
@@ -502,7 +586,7 @@ def metric_vs_fraction(
     if d.empty:
         raise ValueError("metric_vs_fraction: no rows with a finite forget fraction.")
     order = method_order(d)
-    colors = method_colors(order)
+    colors, symbols = method_colors(order), method_symbols(order)
     rows = math.ceil(len(metrics) / cols)
     fig = make_subplots(rows, cols, subplot_titles=[{**LABELS, **(labels or {})}.get(m, m) for m in metrics],
                         horizontal_spacing=0.1, vertical_spacing=0.14)
@@ -518,6 +602,7 @@ def metric_vs_fraction(
             fig.add_trace(go.Scatter(opacity=0.45 if faded else 1.0,
                 x=100 * mean.index.to_numpy(), y=mean.to_numpy(), error_y=dict(type="data", array=std.to_numpy()),
                 mode="lines+markers", name=m, legendgroup=m, showlegend=i == 0, line=line,
+                marker=dict(symbol=symbols[m], size=9 if m == highlight else 7, color=colors[m]),
                 hovertemplate=f"{m}<br>forget %{{x:g}}%<br>{metric} %{{y:.3f}}<extra></extra>"), r, c)
         if metric in log_y:
             fig.update_yaxes(**LOG_AXIS, row=r, col=c)

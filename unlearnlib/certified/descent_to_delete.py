@@ -26,7 +26,13 @@ enough for ``gamma^T0 2R <= gamma^T 2L / (m n)``).
 **Departures from the paper** (one binary model there): the K one-vs-rest models are
 published together, so the noise is ``sqrt(K)`` times the per-model scale (the L2 sensitivity
 of K models each within the per-model bound); the gradient is computed on the whole data
-(full-batch, as in the paper's deterministic variant).
+(full-batch, as in the paper's deterministic variant). An update may delete ``k`` rows at
+once (``deletions_per_update``; the paper deletes one per update): the optima of D and of D
+without k rows are at most ``k`` single-deletion sensitivities apart (the triangle inequality
+along D, D - 1 row, ..., each at most ``2 L / (m n')`` with ``n' >= n - k + 1``), so the noise is
+``k`` times the paper's with ``n - k + 1`` in place of ``n`` (:func:`noise_scale`; ``k = 1`` is
+the paper's formula exactly). More steps per update (``T``) pay for it: the noise falls as
+``gamma^T``.
 """
 
 from __future__ import annotations
@@ -47,17 +53,20 @@ def constants(lam: float, radius: float) -> dict[str, float]:
             "eta": 2.0 / (m + big_m)}
 
 
-def noise_scale(epsilon: float, delta: float, n: int, steps: int, lam: float, radius: float) -> float:
+def noise_scale(epsilon: float, delta: float, n: int, steps: int, lam: float, radius: float,
+                deletions: int = 1) -> float:
     """The published noise of one binary model after ``steps`` gradient steps per update
-    (module docstring; Neel et al. 2021, perturbed gradient descent)."""
+    (module docstring; Neel et al. 2021, perturbed gradient descent), for updates that
+    delete up to ``deletions`` rows each (1: the paper's)."""
     if not (epsilon > 0 and 0 < delta < 1):
         raise ValueError(f"epsilon must be positive and delta in (0, 1); got {epsilon!r}, {delta!r}.")
-    if not (n >= 1 and steps >= 1 and lam > 0 and radius > 0):
-        raise ValueError("n, steps, lam and radius must be positive.")
+    if not (n >= 1 and steps >= 1 and lam > 0 and radius > 0 and 1 <= deletions < n):
+        raise ValueError("n, steps, lam and radius must be positive, and 1 <= deletions < n.")
     c = constants(lam, radius)
     g = c["gamma"] ** int(steps)
     gap = math.sqrt(math.log(1 / delta) + epsilon) - math.sqrt(math.log(1 / delta))
-    return 4 * math.sqrt(2) * c["L"] * g / (c["m"] * int(n) * (1 - g) * gap)
+    k = int(deletions)
+    return k * 4 * math.sqrt(2) * c["L"] * g / (c["m"] * (int(n) - k + 1) * (1 - g) * gap)
 
 
 def initial_steps(n: int, steps: int, lam: float, radius: float) -> int:
@@ -75,6 +84,13 @@ def _step(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float, eta
     return theta * torch.clamp(radius / norms.clamp_min(1e-300), max=1.0)  # projection per model
 
 
+def publish(secret: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """What an update releases: the secret iterate plus Gaussian noise of scale ``sigma``. The
+    secret iterate is a deterministic function of the data, so many released heads of one
+    mechanism are one secret and many draws (a study's models differ only here)."""
+    return secret + sigma * torch.randn(secret.shape, dtype=torch.float64, generator=generator)
+
+
 @dataclass
 class D2DHead:
     """The secret iterate, the data left and the published noisy head (module docstring)."""
@@ -85,6 +101,7 @@ class D2DHead:
     radius: float
     steps: int
     sigma: float             # the published noise (all K models: sqrt(K) x the per-model scale)
+    deletions_per_update: int
     secret: torch.Tensor     # (d, K)
     published: torch.Tensor  # (d, K)
     keep: torch.Tensor
@@ -98,8 +115,7 @@ class D2DHead:
         x, y = self.x[self.keep], self.y[self.keep]
         for _ in range(int(iters)):
             self.secret = _step(self.secret, x, y, self.lam, c["eta"], self.radius)
-        noise = torch.randn(self.secret.shape, dtype=torch.float64, generator=self.generator)
-        self.published = self.secret + self.sigma * noise
+        self.published = publish(self.secret, self.sigma, self.generator)
 
     def remove(self, rows: torch.Tensor | list[int]) -> "D2DHead":
         """Delete rows, one update each: ``steps`` projected gradient steps from the secret
@@ -111,19 +127,37 @@ class D2DHead:
             self._descend(self.steps)
         return self
 
+    def remove_batch(self, rows: torch.Tensor | list[int]) -> "D2DHead":
+        """Delete ``rows`` in one update (at most :attr:`deletions_per_update`, the number the
+        noise was computed for): ``steps`` projected gradient steps, one noisy publication."""
+        idx = torch.as_tensor(rows, dtype=torch.long).flatten()
+        if len(idx) > self.deletions_per_update:
+            raise ValueError(f"{len(idx)} rows in one update; this head's noise covers at most "
+                             f"{self.deletions_per_update} (train it with deletions_per_update={len(idx)}).")
+        if not bool(self.keep[idx].all()) or len(set(idx.tolist())) != len(idx):
+            raise ValueError("every row must be in the training data, once.")
+        self.keep[idx] = False
+        self._descend(self.steps)
+        return self
+
 
 def train(features: torch.Tensor, labels: torch.Tensor, n_classes: int, epsilon: float, delta: float,
           steps: int = 20, lam: float = 0.05, radius: float | None = None, seed: int = 0,
-          noise_factor: float = 1.0) -> D2DHead:
+          noise_factor: float = 1.0, deletions_per_update: int = 1, sigma: float | None = None) -> D2DHead:
     """Train a :class:`D2DHead` by :func:`initial_steps` projected gradient steps from zero and
     publish it with the certified noise. ``radius`` defaults to ``1 / lambda`` (the optimum's
     norm is at most ``||grad at 0|| / m <= 1 / lambda``). ``noise_factor`` below 1 builds a
-    deliberately under-noised mechanism, which the attacks must catch; nothing certifies it."""
+    deliberately under-noised mechanism, which the attacks must catch; nothing certifies it.
+    ``sigma`` publishes with a given noise instead (the certified retrained model: the same
+    mechanism, and the same published noise, on the data without the forget set)."""
     radius = 1.0 / lam if radius is None else float(radius)
     x, y = normalise(features), signed_labels(labels, n_classes)
-    sigma = noise_factor * math.sqrt(n_classes) * noise_scale(epsilon, delta, len(x), steps, lam, radius)
+    if sigma is None:
+        sigma = noise_factor * math.sqrt(n_classes) * noise_scale(epsilon, delta, len(x), steps, lam, radius,
+                                                                  deletions_per_update)
     gen = torch.Generator().manual_seed(int(seed))
-    head = D2DHead(x=x, y=y, lam=float(lam), radius=radius, steps=int(steps), sigma=sigma,
+    head = D2DHead(x=x, y=y, lam=float(lam), radius=radius, steps=int(steps), sigma=float(sigma),
+                   deletions_per_update=int(deletions_per_update),
                    secret=torch.zeros(x.shape[1], n_classes, dtype=torch.float64),
                    published=torch.zeros(x.shape[1], n_classes, dtype=torch.float64),
                    keep=torch.ones(len(x), dtype=torch.bool), generator=gen)
@@ -131,4 +165,4 @@ def train(features: torch.Tensor, labels: torch.Tensor, n_classes: int, epsilon:
     return head
 
 
-__all__ = ["constants", "noise_scale", "initial_steps", "D2DHead", "train"]
+__all__ = ["constants", "noise_scale", "initial_steps", "publish", "D2DHead", "train"]

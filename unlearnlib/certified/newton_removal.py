@@ -115,7 +115,8 @@ def fit(x: torch.Tensor, y: torch.Tensor, lam: float, b: torch.Tensor, tol: floa
         max_iter: int = 200) -> torch.Tensor:
     """The minimiser of :func:`objective` (d, K): L-BFGS (strong-Wolfe line search) from zero,
     then Newton steps with the exact Hessians, in float64, until the gradient norm is at most
-    ``tol`` per training row; raises otherwise (the proof assumes the exact minimiser)."""
+    ``tol`` times the larger of the number of rows and ``||b||`` (float64 sums of that size
+    round at about 1e-16 of it); raises otherwise (the proof assumes the exact minimiser)."""
     w = torch.zeros(x.shape[1], y.shape[1], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, tolerance_grad=1e-12, tolerance_change=0.0,
                             history_size=50, line_search_fn="strong_wolfe")
@@ -128,7 +129,7 @@ def fit(x: torch.Tensor, y: torch.Tensor, lam: float, b: torch.Tensor, tol: floa
 
     opt.step(closure)
     w = w.detach()
-    limit = tol * max(1.0, len(x))
+    limit = tol * max(1.0, len(x), float(b.norm()))
     for _ in range(50):  # Newton's method converges quadratically from here
         g = gradient(w, x, y, lam, b)
         if float(g.norm()) <= limit:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..data import Split, Splits
-from .accuracy import entropy_of, logits, loss_of
+from ..predict import entropy_of, logits, loss_of
 from .mia import population_mia
 
 

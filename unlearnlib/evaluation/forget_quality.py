@@ -44,7 +44,7 @@ from scipy.stats import ks_2samp
 from torch import nn
 
 from ..data import Split
-from .accuracy import logits as model_logits
+from ..predict import logits as model_logits
 from .lira import ShadowOutputs, ShadowSet, phi
 
 STATISTICS = ("phi", "loss", "truth_ratio")
@@ -117,14 +117,40 @@ def forget_quality_on_shadows(
     for out in (unlearned, retrained):
         if out.phi.shape != forget.shape:
             raise ValueError(f"{out.role} phi has shape {out.phi.shape}; the shadow set has {forget.shape}.")
-    used = forget.any(0)
-    if not used.any():
+    if not forget.any():
         raise ValueError("No shadow row forgets any sample; nothing to compare.")
-    count = forget.sum(0)[used]
-    u = np.where(forget, unlearned.phi, 0.0).sum(0)[used] / count
-    r = np.where(forget, retrained.phi, 0.0).sum(0)[used] / count
+    _, u = per_target_means(shadows, unlearned)
+    _, r = per_target_means(shadows, retrained)
     return forget_quality(u, r, "phi")
 
 
+def per_target_means(shadows: ShadowSet, out: ShadowOutputs) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, mean phi over the rows that forgot each column): the per-sample statistic
+    of :func:`forget_quality_on_shadows`, for the targets that some row forgets."""
+    forget = shadows.forget_masks.numpy()
+    cols = np.nonzero(forget.any(0))[0]
+    f = forget[:, cols]
+    return cols, np.where(f, out.phi[:, cols], 0.0).sum(0) / f.sum(0)
+
+
+def ks_distance(u: np.ndarray, r: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """Two-sample KS distance sup |F_u - F_r| where sample i of both sides has weight
+    ``sample_weight[b, i]`` (B weightings, a (B,) array; None: one, all ones). At unit
+    weights this is ``scipy.stats.ks_2samp(u, r).statistic`` (:func:`forget_quality`'s
+    ``statistic``); integer weights give the distance of the samples repeated that often."""
+    u, r = np.asarray(u, float), np.asarray(r, float)
+    w = np.ones((1, len(u))) if sample_weight is None else np.atleast_2d(sample_weight).astype(float)
+    x = np.r_[u, r]
+    order = np.argsort(x, kind="stable")
+    x = x[order]
+    wu = np.concatenate([w, np.zeros_like(w)], axis=1)[:, order]
+    wr = np.concatenate([np.zeros_like(w), w], axis=1)[:, order]
+    ends = np.r_[np.nonzero(np.diff(x))[0], len(x) - 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fu = np.cumsum(wu, axis=1)[:, ends] / wu.sum(1, keepdims=True)
+        fr = np.cumsum(wr, axis=1)[:, ends] / wr.sum(1, keepdims=True)
+    return np.abs(fu - fr).max(axis=1)
+
+
 __all__ = ["ForgetQuality", "forget_quality", "per_sample_statistic", "forget_quality_of_models",
-           "forget_quality_on_shadows", "STATISTICS"]
+           "forget_quality_on_shadows", "per_target_means", "ks_distance", "STATISTICS"]

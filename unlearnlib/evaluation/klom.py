@@ -218,11 +218,30 @@ class KLOMResult:
     meta: dict = field(default_factory=dict)
 
 
+def klom_percentile(values: np.ndarray, sample_weight: np.ndarray | None = None,
+                    percentile: float = PERCENTILE) -> np.ndarray:
+    """The ``percentile``-th percentile of per-point KLOM ``values`` (NaN points left out),
+    under B weightings ``sample_weight`` (B, points) of integer multiplicities: the
+    percentile of the values repeated that many times (a bootstrap's resample). None: one
+    weighting of ones, the plain percentile. A (B,) array; NaN where no point is left."""
+    values = np.asarray(values, np.float64)
+    ok = ~np.isnan(values)
+    if sample_weight is None:
+        return np.array([np.percentile(values[ok], percentile) if ok.any() else np.nan])
+    weights = np.atleast_2d(sample_weight)
+    out = np.full(len(weights), np.nan)
+    for b, wb in enumerate(weights):
+        rep = np.repeat(values[ok], wb[ok].astype(int))
+        if len(rep):
+            out[b] = np.percentile(rep, percentile)
+    return out
+
+
 def summarise(values: np.ndarray, percentile: float = PERCENTILE) -> tuple[float, int, int]:
-    """(percentile over the non-NaN values, points, NaN points)."""
+    """(percentile over the non-NaN values, points, NaN points): :func:`klom_percentile`."""
     v = np.asarray(values, dtype=np.float64)
-    ok = ~np.isnan(v)
-    return (float(np.percentile(v[ok], percentile)) if ok.any() else float("nan")), int(len(v)), int((~ok).sum())
+    nan = int(np.isnan(v).sum())
+    return float(klom_percentile(v, None, percentile)[0]), int(len(v)), nan
 
 
 def klom_on_shadows(
@@ -258,5 +277,5 @@ def klom_on_shadows(
                        "direction": binning.get("direction", ORACLE_FIRST), **binning})
 
 
-__all__ = ["klom_values", "klom_on_shadows", "small_sample_floor", "KLOMResult", "summarise", "max_klom",
+__all__ = ["klom_values", "klom_on_shadows", "small_sample_floor", "KLOMResult", "summarise", "klom_percentile", "max_klom",
            "BINS", "EPS", "CLIP", "PERCENTILE", "ORACLE_FIRST", "UNLEARNED_FIRST", "DIRECTIONS"]

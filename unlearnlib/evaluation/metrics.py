@@ -55,6 +55,16 @@ def retdev(ra: float, fa: float, ta: float, ra_r: float, fa_r: float, ta_r: floa
     return deviation(ra, ra_r) + deviation(fa, fa_r) + deviation(ta, ta_r)
 
 
+def mean_loss(loss: torch.Tensor, sample_weight: torch.Tensor | None = None) -> float:
+    """Mean of the per-sample losses ``loss`` (nabla-tau's L_f and L_val), weighted by
+    ``sample_weight`` (one weight per sample; integer weights: the mean over the samples
+    repeated that often). None: the plain mean, in ``loss``'s dtype."""
+    if sample_weight is None:
+        return float(loss.mean())
+    w = torch.as_tensor(sample_weight, dtype=torch.float64, device=loss.device)
+    return float((loss.double() * w).sum() / w.sum())
+
+
 def rte(retrain_seconds: float, method_seconds: float) -> float:
     """Run-time efficiency t_retrain / t_method (> 1: faster than retraining)."""
     return retrain_seconds / method_seconds if method_seconds > 0 else math.inf

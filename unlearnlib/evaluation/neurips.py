@@ -242,7 +242,17 @@ def forgetting_quality(
     eps = np.array([example_epsilon(r, u, delta) for r, u in zip(retrained, unlearned, strict=True)])
     n = np.array([min(np.size(r), np.size(u)) for r, u in zip(retrained, unlearned, strict=True)])
     h = example_score(eps, n)
-    return float(h.mean()), eps, h
+    return float(mean_example_score(h)[0]), eps, h
+
+
+def mean_example_score(h: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """F: the mean of the per-example scores ``h`` weighted by ``sample_weight`` (B, examples),
+    for B weightings at once (integer weights: the mean over the examples repeated that many
+    times); None: one weighting of ones, the plain mean. A (B,) array."""
+    h = np.asarray(h, np.float64)
+    w = np.ones((1, len(h))) if sample_weight is None else np.atleast_2d(np.asarray(sample_weight, np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w * h).sum(1) / w.sum(1)
 
 
 def final_score(f: float, ra_u: float, ra_r: float, ta_u: float, ta_r: float) -> float:
@@ -268,5 +278,5 @@ def neurips_score(shadows, unlearned, retrained, delta: float = DELTA) -> NeurIP
 
 
 __all__ = ["DELTA", "BIN_WIDTH", "EPSILON_CAP", "PEAKY_RATIO", "THRESHOLDS_PER_UNIT", "BUFFER", "rule_rates",
-           "epsilon", "example_epsilon", "max_epsilon", "example_score", "forgetting_quality", "final_score",
+           "epsilon", "example_epsilon", "max_epsilon", "example_score", "forgetting_quality", "mean_example_score", "final_score",
            "neurips_score", "NeurIPSScore"]

@@ -26,7 +26,7 @@ accuracy on E (None if never within ``steps``); and ``step_ratio`` = that step o
 the unlearned model / that of the retrained model (NaN when either never
 reaches it; < 1: the unlearned model relearns faster than retraining).
 
-The fine-tuning is the project's shared loop (:func:`unlearnlib.methods._loop.run_loop`):
+The fine-tuning is the project's shared loop (:func:`unlearnlib.loop.run_loop`):
 SGD with momentum 0.9, no weight decay, constant learning rate, cross-entropy,
 BatchNorm in train mode (``bn_mode``), batches drawn by index from a generator
 seeded with ``seed``; the unlearned and the retrained model see the same batch sequence. The
@@ -40,6 +40,12 @@ number of SGD steps at a constant learning rate, and "steps to the original's
 forget accuracy" with its unlearned / retrained ratio is this module's summary of
 the recovery curves (they report the recovered accuracy). Hu et al. attack LLMs
 with public or partial forget data; the ``forget`` case is its classifier analogue.
+
+Layering (issue 35): the shared loop moved down from ``unlearnlib.methods._loop`` into the
+engine (:mod:`unlearnlib.loop`) rather than this attack moving up. The loop is generic
+training machinery (batching by index, optimiser, schedule, BatchNorm mode), nothing of any
+method; the attack is an evaluation. With the loop in the engine, evaluation imports nothing
+above it and the fine-tuning stays the very loop the methods use, with no copy to drift.
 """
 
 from __future__ import annotations
@@ -53,8 +59,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split, Splits
-from ..methods._loop import BN_MODES, LoopConfig, run_loop
-from .accuracy import logits as model_logits
+from ..loop import BN_MODES, LoopConfig, run_loop
+from ..predict import logits as model_logits
 
 CASES = ("retain", "forget")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from ..data import Splits
-from .accuracy import accuracy_of, logits
+from ..predict import accuracy_of, logits
+from . import registry
 from .entropy_mia import entropy_mia, features_of
-from .metrics import indiscernibility, indiscernibility_to, ratios, retdev
+from .metrics import indiscernibility, indiscernibility_to, mean_loss, ratios, retdev
 from .mia import population_mia
 
 
@@ -21,7 +22,8 @@ def evaluate_model(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str,
     nabla-tau's stopping point is forget_loss reaching val_loss (its tau).
 
     One forward pass per split: every metric of a split reads the same logits (a tuning
-    trial evaluated each split up to four times; issue 32).
+    trial evaluated each split up to four times; issue 32). The keys are the registry's
+    ``report`` metrics, in its order (:func:`~.registry.select`).
     """
     names = ("retain", "forget", "val", "test")
     z = {k: logits(model, getattr(splits, k)) for k in names if len(getattr(splits, k))}
@@ -30,15 +32,15 @@ def evaluate_model(model: nn.Module, splits: Splits, seed: int = 0) -> dict[str,
     loss_f, loss_v, loss_t = (feats[k][:, 0].contiguous() for k in ("forget", "val", "test"))
     mia_val = population_mia(loss_f, loss_v, seed=seed)
     mia_test = population_mia(loss_f, loss_t, seed=seed)
-    return {
+    return registry.select("report", {
         **{f"{k}_acc": accuracy_of(z[k], getattr(splits, k).y) if k in z else float("nan") for k in names},
         "mia_val": mia_val,
         "mia_test": mia_test,
         "indisc": indiscernibility(mia_val),
-        "forget_loss": float(loss_f.mean()),
-        "val_loss": float(loss_v.mean()),
+        "forget_loss": mean_loss(loss_f),
+        "val_loss": mean_loss(loss_v),
         **entropy_mia(model, splits, seed=seed, feats=feats),
-    }
+    })
 
 
 def compare_to_reference(m: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
@@ -48,5 +50,5 @@ def compare_to_reference(m: dict[str, float], ref: dict[str, float]) -> dict[str
     retrained model's own val MIA (:func:`~.metrics.indiscernibility_to`)."""
     args = (m["retain_acc"], m["forget_acc"], m["test_acc"],
             ref["retain_acc"], ref["forget_acc"], ref["test_acc"])
-    return {**ratios(*args), "retdev": retdev(*args),
-            "indisc_retrained": indiscernibility_to(m["mia_val"], ref["mia_val"])}
+    return registry.select("comparison", {**ratios(*args), "retdev": retdev(*args),
+                                          "indisc_retrained": indiscernibility_to(m["mia_val"], ref["mia_val"])})

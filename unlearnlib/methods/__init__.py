@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..data import Split
+from ..loop import Objective
 
 # --------------------------------------------------------------------------- search space
 
@@ -188,6 +189,7 @@ class Method:
     epochs_over: str = "retain"
     version: int = 1
     variant: Callable[[str], str | None] | None = None
+    objective: Objective | None = None
 
     def label(self, model: str | None = None) -> str:
         """How tables, figures and verdicts name this method on the registered model
@@ -351,6 +353,7 @@ def register(
     epochs_over: str = "retain",
     version: int = 1,
     variant: Callable[[str], str | None] | None = None,
+    objective: Objective | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``unlearn(model, data, **hparams)`` under ``key``.
 
@@ -362,10 +365,15 @@ def register(
     from the reference fixed): every stored result and shipped tuned entry of the method
     made before then stops applying (:attr:`Method.identity`). ``variant(model)`` names the
     extension that runs on a registered model where the reference's method cannot (or None):
-    every report names the method by :meth:`Method.label`.
+    every report names the method by :meth:`Method.label`. ``objective`` is the method's loss
+    as data (:class:`~unlearnlib.loop.Objective`) where it is one loss run by the shared loop:
+    the many-model engine (:mod:`unlearnlib.ensemble`) runs the methods that declare one.
     """
     if epochs_over not in EPOCH_SETS:
         raise ValueError(f"{key}: unknown epochs_over {epochs_over!r}; allowed: {', '.join(EPOCH_SETS)}.")
+    if objective is not None and objective.driver != epochs_over:
+        raise ValueError(f"{key}: its objective's epochs run over the {objective.driver} set but "
+                         f"epochs_over says {epochs_over!r}; give epochs_over={objective.driver!r}.")
     search_space = dict(search_space or {})
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -380,7 +388,7 @@ def register(
         if key in _REGISTRY and _REGISTRY[key].fn is not fn:
             raise ValueError(f"Method key {key!r} is registered twice.")
         _REGISTRY[key] = Method(key, name, fn, dict(defaults), search_space, paper, reference, epochs_over, version,
-                               variant)
+                               variant, objective)
         return fn
 
     return deco

@@ -9,13 +9,13 @@ Adam (lr 1e-4, 3 epochs). Unlike ``srl`` the labels are fixed and always wrong.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..data import Split
 from . import STD_SPACE, UnlearnData, register
-from ._loop import LoopConfig, run_loop
+from ._loop import Objective, Outputs, unlearn_by
 
 
 def wrong_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -26,6 +26,17 @@ def wrong_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> tor
     return (y + shift) % num_classes
 
 
+def _loss(out: Outputs, hp: Mapping[str, Any]) -> torch.Tensor:
+    """Cross-entropy on the union batch (the forget rows carry their wrong labels)."""
+    return out.ce("union")
+
+
+#: The loss as data: read by the shared loop and by the many-model engine. The forget
+#: set's wrong labels are drawn once, before the run, from the run's CPU generator.
+OBJECTIVE = Objective(_loss, reads=("union",), driver="union", schedule="constant", optimizer="adam",
+                      relabel_forget=wrong_labels)
+
+
 @register(
     "amnesiac",
     name="Amnesiac (random wrong labels)",
@@ -33,16 +44,7 @@ def wrong_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> tor
     defaults={"epochs": 3, "lr": 1e-4, "batch_size": 256, "weight_decay": 0.0, "bn_mode": "train"},
     search_space=STD_SPACE,
     epochs_over="union",
+    objective=OBJECTIVE,
 )
-def unlearn(
-    model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,
-    weight_decay: float, bn_mode: str,
-) -> nn.Module:
-    gen = torch.Generator().manual_seed(data.seed + 1)
-    f = data.forget
-    relabelled = Split(f.x, wrong_labels(f.y, data.num_classes, gen), f.index)
-    cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, optimizer="adam",
-                     schedule="constant", driver="union", bn_mode=bn_mode)
-    run_loop(model, data.retain, relabelled, lambda m, _f, r: F.cross_entropy(m(r.x), r.y), cfg,
-             data.seed, max_sample_grads=data.max_sample_grads)
-    return model
+def unlearn(model: nn.Module, data: UnlearnData, **hp) -> nn.Module:
+    return unlearn_by(OBJECTIVE, model, data, hp)

@@ -7,11 +7,22 @@ on catastrophic forgetting to erase D_f. Defaults from Deep Unlearn (Cadet et al
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+from typing import Any, Mapping
+
+import torch
 from torch import nn
 
 from . import STD_SPACE, UnlearnData, register
-from ._loop import LoopConfig, run_loop
+from ._loop import Objective, Outputs, unlearn_by
+
+
+def _loss(out: Outputs, hp: Mapping[str, Any]) -> torch.Tensor:
+    """Cross-entropy on the retain batch."""
+    return out.ce("retain")
+
+
+#: The loss as data: read by the shared loop and by the many-model engine.
+OBJECTIVE = Objective(_loss, reads=("retain",), driver="retain", schedule="cosine")
 
 
 @register(
@@ -20,13 +31,7 @@ from ._loop import LoopConfig, run_loop
     paper="Cadet et al. 2024, Deep Unlearn (arXiv 2410.01276); Warnecke et al. 2023.",
     defaults={"epochs": 5, "lr": 0.1, "batch_size": 256, "weight_decay": 5e-4, "bn_mode": "train"},
     search_space=STD_SPACE,
+    objective=OBJECTIVE,
 )
-def unlearn(
-    model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,
-    weight_decay: float, bn_mode: str,
-) -> nn.Module:
-    cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="cosine",
-                     driver="retain", bn_mode=bn_mode)
-    run_loop(model, data.retain, data.forget, lambda m, f, r: F.cross_entropy(m(r.x), r.y), cfg,
-             data.seed, max_sample_grads=data.max_sample_grads)
-    return model
+def unlearn(model: nn.Module, data: UnlearnData, **hp) -> nn.Module:
+    return unlearn_by(OBJECTIVE, model, data, hp)

@@ -8,11 +8,22 @@ Defaults: 10 epochs, lr 0.01, batch 256, weight decay 5e-4.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+from typing import Any, Mapping
+
+import torch
 from torch import nn
 
 from . import STD_SPACE, UnlearnData, register
-from ._loop import LoopConfig, run_loop
+from ._loop import Objective, Outputs, unlearn_by
+
+
+def _loss(out: Outputs, hp: Mapping[str, Any]) -> torch.Tensor:
+    """Negative cross-entropy on the forget batch."""
+    return -out.ce("forget")
+
+
+#: The loss as data: read by the shared loop and by the many-model engine.
+OBJECTIVE = Objective(_loss, reads=("forget",), driver="forget", schedule="constant")
 
 
 @register(
@@ -22,13 +33,7 @@ from ._loop import LoopConfig, run_loop
     defaults={"epochs": 10, "lr": 0.01, "batch_size": 256, "weight_decay": 5e-4, "bn_mode": "train"},
     search_space=STD_SPACE,
     epochs_over="forget",
+    objective=OBJECTIVE,
 )
-def unlearn(
-    model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,
-    weight_decay: float, bn_mode: str,
-) -> nn.Module:
-    cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="constant",
-                     driver="forget", bn_mode=bn_mode)
-    run_loop(model, data.retain, data.forget, lambda m, f, r: -F.cross_entropy(m(f.x), f.y), cfg,
-             data.seed, max_sample_grads=data.max_sample_grads)
-    return model
+def unlearn(model: nn.Module, data: UnlearnData, **hp) -> nn.Module:
+    return unlearn_by(OBJECTIVE, model, data, hp)

@@ -9,11 +9,22 @@ FT anneals to zero over its epochs (Deep Unlearn), GD does not.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+from typing import Any, Mapping
+
+import torch
 from torch import nn
 
 from . import STD_SPACE, UnlearnData, register
-from ._loop import LoopConfig, run_loop
+from ._loop import Objective, Outputs, unlearn_by
+
+
+def _loss(out: Outputs, hp: Mapping[str, Any]) -> torch.Tensor:
+    """Cross-entropy on the retain batch."""
+    return out.ce("retain")
+
+
+#: The loss as data: read by the shared loop and by the many-model engine.
+OBJECTIVE = Objective(_loss, reads=("retain",), driver="retain", schedule="constant")
 
 
 @register(
@@ -22,13 +33,7 @@ from ._loop import LoopConfig, run_loop
     paper="Pawelczyk et al. 2024, Machine Unlearning Fails to Remove Data Poisoning Attacks (arXiv 2406.17216).",
     defaults={"epochs": 5, "lr": 0.01, "batch_size": 256, "weight_decay": 5e-4, "bn_mode": "train"},
     search_space=STD_SPACE,
+    objective=OBJECTIVE,
 )
-def unlearn(
-    model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,
-    weight_decay: float, bn_mode: str,
-) -> nn.Module:
-    cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="constant",
-                     driver="retain", bn_mode=bn_mode)
-    run_loop(model, data.retain, data.forget, lambda m, f, r: F.cross_entropy(m(r.x), r.y), cfg,
-             data.seed, max_sample_grads=data.max_sample_grads)
-    return model
+def unlearn(model: nn.Module, data: UnlearnData, **hp) -> nn.Module:
+    return unlearn_by(OBJECTIVE, model, data, hp)

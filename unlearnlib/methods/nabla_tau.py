@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..evaluation import per_sample_loss
+from ..predict import per_sample_loss
 from . import Choice, UnlearnData, register
 from ._loop import Batch, LoopConfig, run_loop
 

@@ -12,13 +12,28 @@ the device keeps large models fast on a GPU).
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import STD_SPACE, Float, UnlearnData, register
-from ._loop import Batch, LoopConfig, run_loop
+from ._loop import Objective, Outputs, unlearn_by
+
+
+def _check(noise_var: float) -> None:
+    if noise_var < 0:
+        raise ValueError(f"noise_var is a variance and must be >= 0; got {noise_var}.")
+
+
+def _loss(out: Outputs, hp: Mapping[str, Any]) -> torch.Tensor:
+    """Cross-entropy on the retain batch plus <theta, xi>, xi ~ N(0, noise_var) drawn afresh."""
+    _check(hp["noise_var"])
+    return out.ce("retain") + out.noise_dot(math.sqrt(hp["noise_var"]))
+
+
+#: The loss as data: read by the shared loop and by the many-model engine.
+OBJECTIVE = Objective(_loss, reads=("retain",), driver="retain", schedule="constant")
 
 
 @register(
@@ -28,24 +43,8 @@ from ._loop import Batch, LoopConfig, run_loop
     defaults={"epochs": 5, "lr": 0.01, "batch_size": 256, "weight_decay": 5e-4,
               "noise_var": 1e-7, "bn_mode": "train"},
     search_space={**STD_SPACE, "noise_var": Float(1e-9, 1e-3, log=True)},
+    objective=OBJECTIVE,
 )
-def unlearn(
-    model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,
-    weight_decay: float, noise_var: float, bn_mode: str,
-) -> nn.Module:
-    if noise_var < 0:
-        raise ValueError(f"noise_var is a variance and must be >= 0; got {noise_var}.")
-    sigma = math.sqrt(noise_var)
-    gen = torch.Generator(device=data.device).manual_seed(data.seed + 1)
-    params = [p for p in model.parameters() if p.requires_grad]
-
-    def loss(m: nn.Module, f: Batch | None, r: Batch) -> torch.Tensor:
-        ce = F.cross_entropy(m(r.x), r.y)
-        # d/dtheta <theta, xi> = xi: Gaussian gradient noise through the loss
-        noise = sum((p * sigma * torch.randn(p.shape, generator=gen, device=gen.device)).sum() for p in params)
-        return ce + noise
-
-    cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="constant",
-                     driver="retain", bn_mode=bn_mode)
-    run_loop(model, data.retain, data.forget, loss, cfg, data.seed, max_sample_grads=data.max_sample_grads)
-    return model
+def unlearn(model: nn.Module, data: UnlearnData, **hp) -> nn.Module:
+    _check(hp["noise_var"])
+    return unlearn_by(OBJECTIVE, model, data, hp)

@@ -21,12 +21,25 @@ modes differ little: TA 0.939 / RetDev 0.066 (train) vs 0.944 / 0.069 (eval).
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import STD_SPACE, Float, UnlearnData, register
-from ._loop import Batch, LoopConfig, run_loop
+from ._loop import Objective, Outputs, unlearn_by
+
+
+def _loss(out: Outputs, hp: Mapping[str, Any]) -> torch.Tensor:
+    """The retain term first, then the forget term (BatchNorm statistics in that order)."""
+    retain_term = out.ce("retain")
+    if hp["lam"]:
+        retain_term = retain_term + hp["lam"] / 2 * out.sq_dist_to_start()
+    return hp["alpha"] * retain_term - (1 - hp["alpha"]) * out.ce("forget")
+
+
+#: The loss as data: read by the shared loop and by the many-model engine.
+OBJECTIVE = Objective(_loss, reads=("retain", "forget"), driver="retain", schedule="constant", anchor="lam")
 
 
 @register(
@@ -36,22 +49,7 @@ from ._loop import Batch, LoopConfig, run_loop
     defaults={"epochs": 10, "lr": 0.01, "batch_size": 256, "weight_decay": 0.0,
               "alpha": 0.95, "lam": 0.0, "bn_mode": "train"},
     search_space={**STD_SPACE, "alpha": Float(0.0, 1.0)},
+    objective=OBJECTIVE,
 )
-def unlearn(
-    model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,
-    weight_decay: float, alpha: float, lam: float, bn_mode: str,
-) -> nn.Module:
-    theta0 = [p.detach().clone() for p in model.parameters()]
-
-    def loss(m: nn.Module, f: Batch, r: Batch) -> torch.Tensor:
-        retain_term = F.cross_entropy(m(r.x), r.y)
-        if lam:
-            retain_term = retain_term + lam / 2 * sum(
-                (p - p0).pow(2).sum() for p, p0 in zip(m.parameters(), theta0, strict=True)
-            )
-        return alpha * retain_term - (1 - alpha) * F.cross_entropy(m(f.x), f.y)
-
-    cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="constant",
-                     driver="retain", use_forget=True, bn_mode=bn_mode)
-    run_loop(model, data.retain, data.forget, loss, cfg, data.seed, max_sample_grads=data.max_sample_grads)
-    return model
+def unlearn(model: nn.Module, data: UnlearnData, **hp) -> nn.Module:
+    return unlearn_by(OBJECTIVE, model, data, hp)

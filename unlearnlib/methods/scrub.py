@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split
-from ..evaluation import accuracy
+from ..predict import accuracy
 from . import STD_SPACE, Choice, Epochs, Float, UnlearnData, register
 from ._distill import distill_kl, frozen_copy, teacher_logits
 from ._loop import Batch, LoopConfig, run_loop

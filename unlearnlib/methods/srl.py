@@ -12,12 +12,23 @@ Departure from the reference code: BatchNorm mode is an explicit hyperparameter
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import STD_SPACE, UnlearnData, register
-from ._loop import Batch, LoopConfig, run_loop
+from ._loop import Objective, Outputs, unlearn_by
+
+
+def _loss(out: Outputs, hp: Mapping[str, Any]) -> torch.Tensor:
+    """Cross-entropy on the union batch, every forget row's label redrawn uniformly."""
+    y = torch.where(out.is_forget("union"), out.random_labels("union"), out.labels("union"))
+    return out.ce("union", y)
+
+
+#: The loss as data: read by the shared loop and by the many-model engine.
+OBJECTIVE = Objective(_loss, reads=("union",), driver="union", schedule="constant")
 
 
 @register(
@@ -27,19 +38,7 @@ from ._loop import Batch, LoopConfig, run_loop
     defaults={"epochs": 5, "lr": 0.1, "batch_size": 256, "weight_decay": 5e-4, "bn_mode": "train"},
     search_space=STD_SPACE,
     epochs_over="union",
+    objective=OBJECTIVE,
 )
-def unlearn(
-    model: nn.Module, data: UnlearnData, epochs: float, lr: float, batch_size: int,
-    weight_decay: float, bn_mode: str,
-) -> nn.Module:
-    gen = torch.Generator().manual_seed(data.seed + 1)
-
-    def loss(m: nn.Module, f: Batch | None, r: Batch) -> torch.Tensor:
-        random_y = torch.randint(0, data.num_classes, r.y.shape, generator=gen).to(r.y.device)
-        y = torch.where(r.is_forget, random_y, r.y)
-        return F.cross_entropy(m(r.x), y)
-
-    cfg = LoopConfig(epochs, lr, batch_size, weight_decay=weight_decay, schedule="constant",
-                     driver="union", bn_mode=bn_mode)
-    run_loop(model, data.retain, data.forget, loss, cfg, data.seed, max_sample_grads=data.max_sample_grads)
-    return model
+def unlearn(model: nn.Module, data: UnlearnData, **hp) -> nn.Module:
+    return unlearn_by(OBJECTIVE, model, data, hp)

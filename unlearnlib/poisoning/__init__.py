@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..data import Splits
-from ..evaluation import accuracy
+from ..predict import accuracy
 from . import backdoor, gaussian, indiscriminate, targeted
 from .backdoor import apply_trigger, attack_success_rate, insert_token
 from .base import BUDGET_FRACTIONS, Crafted, PoisonInfo, assemble, budget_sample_grads, n_poisons

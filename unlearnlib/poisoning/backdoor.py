@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..data import Split
-from ..evaluation import logits
+from ..predict import logits
 from .base import Crafted, PoisonInfo
 
 #: Default trigger patch size (images and signals).

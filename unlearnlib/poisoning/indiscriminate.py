@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split
-from ..evaluation import accuracy
+from ..predict import accuracy
 from .base import Crafted
 
 

@@ -21,7 +21,7 @@ import math
 import numbers
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -155,6 +155,36 @@ def check_forget(spec: str) -> None:
     ForgetSpec.parse(spec)
 
 
+def check_dataset(dataset: str) -> None:
+    """Raise ``ValueError`` unless ``dataset`` is a registered dataset."""
+    if dataset not in available_datasets():
+        raise ValueError(f"Unknown dataset {dataset!r}; allowed: {', '.join(available_datasets())}.")
+
+
+def check_model(model: str) -> None:
+    """Raise ``ValueError`` unless ``model`` is a registered model."""
+    if model not in available_models():
+        raise ValueError(f"Unknown model {model!r}; allowed: {', '.join(available_models())}.")
+
+
+def check_epochs(epochs: int | None) -> None:
+    """Raise ``ValueError`` unless ``epochs`` (training epochs overriding the recipe's) is a
+    positive integer or None."""
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1):
+        raise ValueError(f"epochs must be a positive integer or None; got {epochs!r}.")
+
+
+def check_setting(dataset: str, model: str, forget: str | None, epochs: int | None, device: str) -> None:
+    """The checks of a (dataset, model, forget set, epochs, device), in :class:`GridConfig`'s
+    order, one ``ValueError`` line each; ``forget=None`` skips the forget set."""
+    check_dataset(dataset)
+    check_model(model)
+    if forget is not None:
+        check_forget(forget)
+    check_epochs(epochs)
+    check_device(device)
+
+
 def check_hparams(hparams: Any, methods: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Validate ``{method key: {name: value}}`` against the methods of the grid and each
     method's hyperparameters (:meth:`~unlearnlib.methods.Method.check_value`)."""
@@ -254,16 +284,12 @@ class GridConfig:
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.dataset not in available_datasets():
-            raise ValueError(f"Unknown dataset {self.dataset!r}; allowed: {', '.join(available_datasets())}.")
-        if self.model not in available_models():
-            raise ValueError(f"Unknown model {self.model!r}; allowed: {', '.join(available_models())}.")
+        check_dataset(self.dataset)
+        check_model(self.model)
         self.methods = registry.parse_methods(self.methods)
         self.seeds = parse_seeds(self.seeds)
         check_forget(self.forget)
-        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral)
-                                        or self.epochs < 1):
-            raise ValueError(f"epochs must be a positive integer or None; got {self.epochs!r}.")
+        check_epochs(self.epochs)
         check_device(self.device)
         self.hparams = check_hparams(self.hparams, self.methods)
 
@@ -503,7 +529,7 @@ class Setup:
         epochs: int | None = None, device: str = "cpu", data_root: str | None = None,
         store: Store | None = None, show_progress: bool = True,
     ) -> "Setup":
-        GridConfig(dataset, model, ["original"], [0], forget, epochs, data_root, device)  # validates
+        check_setting(dataset, model, forget, epochs, device)
         store = store or Store()
         store.check_writable()
         with dataset_cache(store.root):
@@ -534,6 +560,48 @@ class Setup:
     def run(self, method: str, seed: int, hparams: Mapping[str, Any] | None = None) -> dict:
         """One cached :func:`~unlearnlib.studies.experiment.run_method` row."""
         return run_method(method, self.refs(seed), self.splits, dict(hparams or {}), self.store)[0]
+
+    @property
+    def data_root(self) -> str | None:
+        """The data folder the splits were loaded from (absolute; None: the default, or a
+        Setup not made by :meth:`create`)."""
+        return self.key.data_root if self.key is not None else None
+
+
+@dataclass
+class Setups:
+    """The :class:`Setup` of each forget set of one (dataset, model, epochs, device, data
+    folder, store): what a study over several forget sets takes
+    (:func:`~.fraction_study.run_fraction_study`). Checked on construction (one ``ValueError``
+    line, as :meth:`Setup.create`); ``setups(forget)`` creates a forget set's Setup on first
+    use and keeps it. ``store=None``: the default :class:`~unlearnlib.store.Store`."""
+
+    dataset: str = "mnist1d"
+    model: str = "cnn1d"
+    epochs: int | None = None
+    device: str = "cpu"
+    data_root: str | None = None
+    store: Store | None = None
+    show_progress: bool = True
+    _made: dict[str, Setup] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_setting(self.dataset, self.model, None, self.epochs, self.device)
+        self.store = self.store or Store()
+
+    def __call__(self, forget: str) -> Setup:
+        """The Setup of ``forget`` (:meth:`Setup.create`, once)."""
+        if forget not in self._made:
+            self._made[forget] = Setup.create(self.dataset, self.model, forget, self.epochs, self.device,
+                                              self.data_root, self.store, self.show_progress)
+        return self._made[forget]
+
+    def quiet(self) -> "Setups":
+        """These setups without progress bars; the Setups made so far are shared with it (their
+        splits and loaded reference models too)."""
+        out = replace(self, show_progress=False)
+        out._made.update({f: replace(s, show_progress=False) for f, s in self._made.items()})
+        return out
 
 
 def setup_key(dataset: str, model: str, forget: str, epochs: int | None, device: Any, data_root: str | None,

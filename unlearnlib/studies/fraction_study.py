@@ -24,12 +24,10 @@ import pandas as pd
 
 from .. import methods as registry
 from ..data import ForgetSpec
-from ..store import Store
 from ..training import progress
 from . import executors
-from .experiment import UnitPlan, parse_seeds, to_frame
+from .experiment import Setups, UnitPlan, parse_seeds, to_frame
 from .hpo import (
-    Setup,
     TuneResult,
     add_trial_counts,
     check_held_out,
@@ -66,6 +64,7 @@ def fraction_of(spec: str) -> float:
 
 
 def run_fraction_study(
+    setups: Setups,
     untuned: Sequence[str] | str = ("nabla_tau",),
     baselines: Sequence[str] | str = ("ft", "ngplus", "scrub", "ssd", "amnesiac", "msg", "ct"),
     forgets: Sequence[str] = ("fraction:0.03", "fraction:0.15", "fraction:0.3", "class:3"),
@@ -73,13 +72,6 @@ def run_fraction_study(
     tune_forget: str = "random:0.1",
     tune_seeds: Sequence[int] | str | int = (0,),
     n_trials: int = 4,
-    dataset: str = "mnist1d",
-    model: str = "cnn1d",
-    epochs: int | None = None,
-    device: str = "cpu",
-    data_root: str | None = None,
-    store: Store | None = None,
-    show_progress: bool = True,
     warm_start: bool = False,
     budget: str = "full",
     executor: executors.Executor | str | int | None = None,
@@ -88,6 +80,8 @@ def run_fraction_study(
     """Rows of ``original``, ``retrain``, the ``untuned`` methods (defaults) and the tuned
     ``baselines`` on every forget set in ``forgets`` and every seed.
 
+    ``setups`` (:class:`~.experiment.Setups`: the dataset, model, epochs, device, data folder,
+    store and progress bars) gives the :class:`~.experiment.Setup` of each forget set.
     ``tune_forget`` is the forget set the baselines are tuned on (Deep Unlearn's
     ``random:0.1`` by default, transferred to every forget set), or ``"each"`` to tune
     them on every forget set separately. Rows gain ``tuned`` (bool), ``tuned_on`` (the forget
@@ -109,32 +103,25 @@ def run_fraction_study(
     if tune_forget != "each":
         ForgetSpec.parse(tune_forget)
     seeds = parse_seeds(seeds)
-    store = store or Store()
-    setups: dict[str, Setup] = {}
-
-    def setup(spec: str) -> Setup:
-        if spec not in setups:
-            setups[spec] = Setup.create(dataset, model, spec, epochs, device, data_root, store, show_progress)
-        return setups[spec]
-
+    store, show_progress = setups.store, setups.show_progress
     tuned: dict[tuple[str, str], TuneResult] = {}
     wheres = list(dict.fromkeys(forgets)) if tune_forget == "each" else [tune_forget]
     if baselines:
-        check_held_out(tune_seeds, seeds, [warm_entry(setup(w), m, warm_start) for w in wheres for m in baselines])
+        check_held_out(tune_seeds, seeds, [warm_entry(setups(w), m, warm_start) for w in wheres for m in baselines])
 
     with executors.using(executor) as ex:
         ran: dict[str, dict] = {}
         if ex.parallel:  # every study of every tuning forget set at once
-            ran = {w: prepare_tuning(ex, setup(w), baselines, tune_seeds, n_trials, warm_start=warm_start,
-                                     parallel_trials=parallel_trials, show_progress=show_progress)
+            ran = {w: prepare_tuning(ex, setups(w), baselines, tune_seeds, n_trials, warm_start=warm_start,
+                                     parallel_trials=parallel_trials)
                    for w in wheres}
 
         def tuning(method: str, spec: str) -> TuneResult:
             where = spec if tune_forget == "each" else tune_forget
             if (where, method) not in tuned:
                 tuned[(where, method)] = add_trial_counts(
-                    tune(method, seeds=tune_seeds, n_trials=n_trials, setup=setup(where), warm_start=warm_start,
-                         executor=ex, parallel_trials=parallel_trials), ran.get(where, {}))
+                    tune(setups(where), method, tune_seeds, n_trials, warm_start=warm_start, executor=ex,
+                         parallel_trials=parallel_trials), ran.get(where, {}))
             return tuned[(where, method)]
 
         def plan_of(spec: str) -> list[tuple[str, dict, bool, str]]:
@@ -149,7 +136,7 @@ def run_fraction_study(
             tasks = []
             for spec in forgets:
                 plans[spec] = plan_of(spec)
-                units = UnitPlan.for_setup(ex, setup(spec))
+                units = UnitPlan.for_setup(ex, setups(spec))
                 for seed in seeds:
                     for method, hp, _, _ in plans[spec]:
                         units.row(method, seed, hp)
@@ -162,7 +149,7 @@ def run_fraction_study(
             fraction = fraction_of(spec)
             for seed in seeds:
                 for method, hp, is_tuned, where in plan:
-                    rows.append({**setup(spec).run(method, seed, hp), "tuned": is_tuned, "tuned_on": where,
+                    rows.append({**setups(spec).run(method, seed, hp), "tuned": is_tuned, "tuned_on": where,
                                  "fraction": fraction})
     return to_frame(rows), tuned
 
@@ -261,3 +248,87 @@ def claims_markdown(claims: pd.DataFrame, method: str = "nabla_tau", acc_tol: fl
                    "does not forget (criterion above) or a tuned baseline of equal accuracy gets closer to the "
                    "retrained model (loss-MIA; forget accuracy for a class).")
     return "\n".join(lines) + "\n\n" + up_to + "\n\n" + no_tune
+
+
+# --------------------------------------------------------------------------- the nabla-tau chapter's tables
+
+
+#: What the loss ratio of :func:`with_loss_ratio` reads.
+LOSS_RATIO_LABEL = "L_f / L_val (1 = forget set looks unseen)"
+
+
+def with_loss_ratio(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows with ``loss_ratio`` = forget loss / validation loss (nabla-tau's stopping point is 1)."""
+    return df.assign(loss_ratio=df["forget_loss"] / df["val_loss"])
+
+
+def run_both_budgets(setups: Setups, untuned: Sequence[str] | str, baselines: Sequence[str] | str,
+                     forgets: Sequence[str], seeds: Sequence[int] | str | int, **study
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[str, str], TuneResult]]:
+    """:func:`run_fraction_study` at the baselines' full and at their half-budget choice (the
+    verdicts' budget check): (rows, half-budget rows, tuning results); the second run is
+    quiet (``setups.quiet()``). ``study``: the other arguments of :func:`run_fraction_study`
+    (``budget`` excepted)."""
+    df, tuned = run_fraction_study(setups, untuned, baselines, forgets, seeds, **study)
+    df_half, _ = run_fraction_study(setups.quiet(), untuned, baselines, forgets, seeds, budget="half", **study)
+    return df, df_half, tuned
+
+
+def _hparams_text(hp: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.items())
+
+
+def tuned_table(tuned: dict[tuple[str, str], TuneResult], n_trials: int) -> pd.DataFrame:
+    """One row per (tuning forget set, baseline) of :func:`run_fraction_study`'s tuning
+    results: where it was tuned, the trials run here per seed (0 where nothing was tuned), where
+    the hyperparameters came from and what they are."""
+    return pd.DataFrame([{"tuned on": where, "method": m, "trials per seed here": n_trials if r.tuned else 0,
+                          "hyperparameters from": r.source, "hyperparameters": _hparams_text(r.hparams)}
+                         for (where, m), r in tuned.items()]).set_index("method")
+
+
+def ascent_weights(df: pd.DataFrame) -> pd.DataFrame:
+    """Per random forget set of ``df``: nabla-tau's initial alpha_0, the original models' tau
+    (their validation loss, mean over seeds) and forget loss L_f, and the two weights of
+    nabla-tau's first gradient, the ascent 2 alpha_0 (tau - L_f) and the descent 1 - alpha_0."""
+    from ..methods.nabla_tau import initial_alpha
+
+    rows = []
+    for spec, d in df[np.isfinite(df["fraction"])].groupby("forget", sort=False):
+        o = d[d["method"] == "original"]
+        a0, tau, lf = initial_alpha(fraction_of(spec)), o["val_loss"].mean(), o["forget_loss"].mean()
+        rows.append({"forget": spec, "alpha_0": a0, "tau = L_val (original)": tau, "L_f (original)": lf,
+                     "ascent weight 2 alpha_0 (tau - L_f)": 2 * a0 * (tau - lf), "descent weight 1 - alpha_0": 1 - a0})
+    return pd.DataFrame(rows).set_index("forget")
+
+
+def outside_utility(df: pd.DataFrame, utility: float) -> list[tuple[str, str, float, float]]:
+    """(forget set, method, its mean test accuracy, the retrained model's) of every
+    non-reference method more than ``utility`` below the retrained model's test accuracy on
+    that forget set (means over seeds), in the rows' order."""
+    acc = df.groupby(["forget", "method"], sort=False)["test_acc"].mean()
+    return [(f, m, float(acc[(f, m)]), float(acc[(f, "retrain")])) for f, m in acc.index
+            if m not in ("original", "retrain") and (f, "retrain") in acc.index
+            and acc[(f, m)] < acc[(f, "retrain")] - utility]
+
+
+def baselines_budget(setups: Setups, forgets: Sequence[str], baselines: Sequence[str], tune_forget: str,
+                     n_trials: int, tune_seeds: str, seeds: str, warm_start: bool) -> str:
+    """The tuning budget behind the baselines of :func:`run_fraction_study`, in words: where
+    they were tuned (every one of ``forgets`` when ``tune_forget="each"``), the shipped entries
+    that started the studies (``warm_start``; read with the Setups of ``setups``), the trials
+    run here and the evaluation seeds."""
+    wheres = list(forgets) if tune_forget == "each" else [tune_forget]
+    made = [setups(w) for w in wheres] if warm_start else []
+    shipped = ""
+    if warm_start:
+        from .hpo import shipped_entry
+
+        entries = [shipped_entry(s, m) for s in made for m in baselines]
+        found = [e for e in entries if e is not None]
+        shipped = (f"shipped table for {len(found)}/{len(entries)}"
+                   + (f" ({'/'.join(sorted({str(e['trials_per_seed']) for e in found}))} trials on seeds "
+                      f"{'/'.join(sorted({','.join(map(str, e['tuning_seeds'])) for e in found}))})" if found else "")
+                   + " + ")
+    return (f"baselines tuned on {'each forget set' if tune_forget == 'each' else tune_forget} ({shipped}{n_trials} "
+            f"trials on seed(s) {tune_seeds}); nabla-tau at its defaults; evaluated on seeds {seeds}")

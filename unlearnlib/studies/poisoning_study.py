@@ -452,3 +452,13 @@ def _plan_attacks(ex: Any, clean: Splits, attacks: Sequence[str], model_name: st
 __all__ = ["REFERENCES", "EVAL_VERSION", "CLEAN_KEY", "clean_splits", "clean_key", "clean_spec",
            "clean_model", "evaluate", "run_attack", "run_attacks", "seed_run", "needs_clean", "SeedRun", "SeedKeys",
            "worker_run"]
+
+
+def hparams_shown(df: pd.DataFrame) -> pd.Series:
+    """The hyperparameters each unlearning method of the rows ``df`` ran with (its first row's;
+    the references left out), as ``k=v`` text (floats to 3 significant digits)."""
+    import json
+
+    methods = df[~df["method"].isin(REFERENCES)].drop_duplicates("method").set_index("method")
+    return methods["hparams"].map(lambda s: ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                                      for k, v in json.loads(s).items())).rename("hyperparameters")

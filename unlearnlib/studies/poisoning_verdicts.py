@@ -346,3 +346,24 @@ __all__ = ["PAWELCZYK", "ACC_TOL", "REMOVED", "MIA_TOL", "poisoning_verdicts", "
            "method_table", "mia_blind_attacks",
            "at_top_budget", "tables", "signed_share", "mia_offset", "Comparison", "comparisons", "share_left",
            "false_success_margin", "finding_evidence", "findings", "gap_stat"]
+
+
+def removing(table: pd.DataFrame, removed: float = REMOVED) -> pd.DataFrame:
+    """The rows of :func:`method_table` whose method (no reference) leaves at most ``removed``
+    of its attack's gap at the largest budget (point estimate), whatever its accuracy: the
+    methods that remove a poison by finding 1's threshold."""
+    methods = table.index.get_level_values("method")
+    return table[(table["share of the gap left"] <= removed) & ~methods.isin(_REFS)]
+
+
+#: The columns of :func:`attack_table` the chapter shows, with their names there.
+SHOWN_COLUMNS = {"works": "attack works", "gap": "gap", "gap low": "gap low", "gap high": "gap high",
+                 "best method": "best method", "share left (best)": "share left by the best",
+                 "share low": "share low", "share high": "share high", "MIA original": "MIA original",
+                 "MIA retrain": "MIA retrain", "MIA margin": "MIA margin (finding 2)", "margin low": "margin low",
+                 "margin high": "margin high"}
+
+
+def shown_attack_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`attack_table`'s columns that the chapter shows (:data:`SHOWN_COLUMNS`), renamed."""
+    return table[list(SHOWN_COLUMNS)].rename(columns=SHOWN_COLUMNS)

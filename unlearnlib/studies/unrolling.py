@@ -72,12 +72,13 @@ from ..training import (
     default_recipe,
     make_optimizer,
     model_spec,
+    progress,
     train,
     train_reference_models,
     training_loss,
 )
 from . import executors
-from .experiment import reference_specs
+from .experiment import Setup, reference_specs
 from .worker_cache import SplitsKey, splits_key, stored, worker_splits
 
 #: Bumped when what a trajectory row means changes (part of its store key).
@@ -340,25 +341,26 @@ def trajectory_unit(store: Store, key: SplitsKey, model_name: str, seed: int, lr
 
 
 def compute_units(
-    splits: Splits, model_name: str, seeds: Sequence[int], losses: Mapping[str, float],
-    learning_rates: Sequence[float], epochs: int, measure_steps: Sequence[int],
-    pretrain_recipe: Recipe | None = None, store: Store | None = None, *,
-    batch_size: int = REFERENCE_FINETUNE["batch_size"], unlearn_batch: int = REFERENCE_UNLEARN_BATCH,
-    hessian_rows: int = REFERENCE_HESSIAN_ROWS, power_iters: int = 100, sigma: bool = True,
-    data_root: str | None = None, executor: executors.Executor | str | int | None = None,
-    show_progress: bool = True,
+    setup: Setup, seeds: Sequence[int], losses: Mapping[str, float], learning_rates: Sequence[float], epochs: int,
+    measure_steps: Sequence[int], *, batch_size: int = REFERENCE_FINETUNE["batch_size"],
+    unlearn_batch: int = REFERENCE_UNLEARN_BATCH, hessian_rows: int = REFERENCE_HESSIAN_ROWS,
+    power_iters: int = 100, sigma: bool = True, executor: executors.Executor | str | int | None = None,
 ) -> int:
     """Compute the study's units that are not stored yet on ``executor``'s workers
     (:func:`.executors.resolve`; None: the scheduler of ``$UNLEARNLIB_SCHEDULER`` when set,
     else serial): the :func:`pretrain` checkpoint of every loss (``losses``: name -> SD
     weight) and seed, its :func:`sigma_row` (``sigma``), and the :func:`trajectory_rows` of
-    every (seed, learning rate, loss), each after the checkpoint it fine-tunes. The other
-    arguments are :func:`trajectory_rows`'; ``splits`` must be
-    ``load_splits(dataset, forget, data_root, device)`` (workers re-create them so).
+    every (seed, learning rate, loss), each after the checkpoint it fine-tunes.
+
+    ``setup`` (:class:`.experiment.Setup`) gives the splits, the model, the pretraining recipe
+    (``setup.recipe``: the reference models' recipe, to which each loss adds its SD weight),
+    the store, the data folder the workers re-create the splits from and the progress bars;
+    the other arguments are :func:`trajectory_rows`'.
 
     The caller then makes the same calls serially and reads every result from the store.
     Returns how many units ran: 0 on the serial executor, which computes nothing ahead.
     """
+    splits, model_name = setup.splits, setup.model
     if not seeds or not losses or not learning_rates:
         raise ValueError(f"Give at least one seed, loss and learning rate; got seeds={list(seeds)}, "
                          f"losses={dict(losses)}, learning_rates={list(learning_rates)}.")
@@ -367,9 +369,9 @@ def compute_units(
     with executors.using(executor) as ex:
         if not ex.parallel:
             return 0
-        store = store or Store()
-        key = splits_key(splits, data_root)
-        base = pretrain_recipe or default_recipe(splits.dataset)
+        store = setup.store
+        key = splits_key(splits, setup.data_root)
+        base = setup.recipe
         settings = dict(epochs=epochs, measure_steps=list(measure_steps),
                         pretrain_recipe=base, batch_size=batch_size, unlearn_batch=unlearn_batch,
                         hessian_rows=hessian_rows, power_iters=power_iters)
@@ -405,7 +407,7 @@ def compute_units(
                     tasks.append(ex.task(f"trajectory seed {seed} lr {lr:g} sd_lambda={lam:g}", trajectory_unit,
                                          (key, model_name, seed, lr, lam, settings), store, needs=(task,),
                                          done=stored(store, [entry])))
-        return len(ex.run(tasks, store, "unrolling units", show_progress))
+        return len(ex.run(tasks, store, "unrolling units", setup.show_progress))
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -507,3 +509,111 @@ def unrolling_verdicts(df: pd.DataFrame, budget: str, chapter: str = "unrolling_
     where = ", ".join(dict.fromkeys(f"{d}/{m}" for d, m in zip(df["dataset"], df["model"], strict=True))) \
         if {"dataset", "model"} <= set(df.columns) else ""
     return V.scoped(out, ", ".join(x for x in (where, f"learning rates {lrs}") if x))
+
+
+# --------------------------------------------------------------------------- the chapter's tables
+
+#: The trajectory columns the chapter averages per learning rate, loss and step.
+TRAJECTORY_COLUMNS = ("ve_sgu", "ve_nothing", "proxy", "sigma", "distance", "test_acc")
+#: The columns of the whole-forget-set comparison of methods (:func:`method_summary`).
+METHOD_COLUMNS = ("l2_to_retrained", "mia_test", "forget_acc", "test_acc", "unlearn_seconds")
+
+
+def measure_points(n_train: int, batch_size: int, epochs: int, points_per_epoch: int) -> tuple[int, list[int]]:
+    """(steps per fine-tuning epoch, the measured steps): ``points_per_epoch`` evenly spaced
+    steps in each of ``epochs`` epochs of ``ceil(n_train / batch_size)`` steps."""
+    per_epoch = math.ceil(n_train / batch_size)
+    steps = sorted({max(1, round(per_epoch * k / points_per_epoch)) for k in range(1, epochs * points_per_epoch + 1)})
+    return per_epoch, steps
+
+
+def budget_text(n_seeds: int, n_lrs: int, n_losses: int, n_steps: int) -> str:
+    """What the verdicts rest on, in words."""
+    return f"{n_seeds} seeds x {n_lrs} learning rates x {n_losses} losses, {n_steps} steps each"
+
+
+def pretrained_rows(splits: Splits, model_name: str, seeds: Sequence[int], losses: Mapping[str, float],
+                    recipe: Recipe, store: Store | None = None, hessian_rows: int = 512, power_iters: int = 30
+                    ) -> pd.DataFrame:
+    """:func:`sigma_row` of the model pretrained with each loss (name -> SD weight) and seed,
+    loss by loss (every model of a loss is pretrained, or read from the store, first)."""
+    pre = {(name, s): pretrain(splits, model_name, s, recipe.with_(sd_lambda=lam), store)
+           for name, lam in losses.items() for s in progress(seeds, f"pretrain {name}")}
+    return pd.DataFrame([sigma_row(pre[(name, s)], splits, name, store, hessian_rows, power_iters)
+                         for name in losses for s in seeds])
+
+
+def pretrained_table(pretrained: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Per loss of :func:`pretrained_rows`: the seeds, the test accuracy's mean, min and max, and
+    the mean sigma under the reference's Hessian convention and under the old one; and the ratio
+    of the last loss's two sigmas to the first's (SD / plain)."""
+    table = pretrained.groupby("loss", sort=False).agg(
+        seeds=("seed", "count"), test_acc_mean=("test_acc", "mean"), test_acc_min=("test_acc", "min"),
+        test_acc_max=("test_acc", "max"), sigma_reference=("sigma (eval, own loss)", "mean"),
+        sigma_old=("sigma (train mode, CE)", "mean"))
+    cols = ["sigma_reference", "sigma_old"]
+    return table, table.iloc[-1][cols] / table.iloc[0][cols]
+
+
+def trajectories(splits: Splits, model_name: str, seeds: Sequence[int], learning_rates: Sequence[float],
+                 losses: Mapping[str, float], epochs: int, steps: Sequence[int], recipe: Recipe,
+                 store: Store | None = None, **kw) -> pd.DataFrame:
+    """:func:`trajectory_rows` of every seed, learning rate and loss (name -> SD weight), each
+    row labelled with its ``loss``; ``kw``: :func:`trajectory_rows`'s batch and Hessian options."""
+    settings = [(s, lr, name) for s in seeds for lr in learning_rates for name in losses]
+    rows = []
+    for s, lr, name in progress(settings, "trajectories"):
+        rows += [{**r, "loss": name} for r in trajectory_rows(splits, model_name, s, lr, losses[name], epochs, steps,
+                                                              recipe, store, **kw)]
+    return pd.DataFrame(rows)
+
+
+def trajectory_means(traj: pd.DataFrame, columns: Sequence[str] = TRAJECTORY_COLUMNS) -> pd.DataFrame:
+    """Mean over seeds of ``columns`` per learning rate, loss and step (in the rows' order)."""
+    return traj.groupby(["lr", "loss", "step"], sort=False)[list(columns)].mean()
+
+
+def spearman_table(traj: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """Spearman rho of the proxy against verification error per seed (rows) within each
+    learning rate (``rho at lr ...``) and pooled over them (``rho pooled``), with the number of
+    points behind each (within one rate, pooled)."""
+    within, pooled = per_seed_spearman(traj, ("lr",)), per_seed_spearman(traj, ())
+    rho = within.pivot(index="seed", columns="lr", values="rho").add_prefix("rho at lr ")
+    rho["rho pooled"] = pooled.set_index("seed")["rho"]
+    return rho, int(within["n"].iloc[0]), int(pooled["n"].iloc[0])
+
+
+def sd_ratios(traj: pd.DataFrame, metrics: Sequence[str] = ("ve_sgu", "proxy", "sigma")) -> pd.DataFrame:
+    """Geometric mean over seeds of the paired ratio SD / plain (:func:`paired_log_ratios`) of
+    each of ``metrics`` per learning rate and step."""
+    paired = {m: paired_log_ratios(traj, m) for m in metrics}
+    return pd.DataFrame({m: np.exp(p.groupby(["lr", "step"])["log_ratio"].mean())
+                         for m, p in paired.items()}).add_suffix(" SD / plain")
+
+
+def sgu_gain(traj: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds of ||w_r - w_u|| / ||w_r - w_t|| (sgu against doing nothing) per learning
+    rate and loss (rows) and measured step (columns): below 1, sgu moves towards the replay."""
+    gain = traj.assign(ratio=traj["ve_sgu"] / traj["ve_nothing"])
+    return gain.pivot_table(index=["lr", "loss"], columns="step", values="ratio", aggfunc="mean", sort=False)
+
+
+def compare_methods(setup, methods: Sequence[str], seeds: Sequence[int],
+                    hparams: Mapping[str, Mapping] | None = None) -> tuple[pd.DataFrame, float]:
+    """The library's rows of ``methods`` on every seed of ``setup`` (:class:`.experiment.Setup`:
+    its cached original and retrained models; on the book's workers first when it has some,
+    :func:`.experiment.compute_rows`), with ``hparams`` (method -> overrides of its defaults);
+    and the mean L2 distance the original models travelled from their random initialisation
+    (where the whole-forget-set ``sgu`` takes its gradient)."""
+    from .experiment import compute_rows
+
+    hparams = hparams or {}
+    compute_rows(setup, [(key, s, hparams.get(key)) for s in seeds for key in methods], desc="methods")
+    rows = [setup.run(key, s, hparams.get(key)) for s in progress(seeds, "methods") for key in methods]
+    travelled = float(np.mean([weight_distance(setup.refs(s).original, setup.refs(s).init_state) for s in seeds]))
+    return pd.DataFrame(rows), travelled
+
+
+def method_summary(rows: pd.DataFrame, columns: Sequence[str] = METHOD_COLUMNS) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of ``columns`` per method (in the rows' order)."""
+    return rows.groupby("method", sort=False)[list(columns)].agg(["mean", "std"])

@@ -1,4 +1,12 @@
-"""Batched predictions, accuracy and per-sample losses on device-resident splits."""
+"""Batched predictions, accuracy and per-sample losses on device-resident splits.
+
+The engine's view of a model's outputs, below methods and evaluation alike: methods
+read them (SCRUB's model selection, nabla-tau's per-sample losses) and so do the
+metrics and attacks. Moved here from ``unlearnlib.evaluation.accuracy`` (issue 35:
+a method importing evaluation made evaluation and the methods one floor);
+:mod:`unlearnlib.evaluation` re-exports every function, so
+``from unlearnlib.evaluation import accuracy`` still works.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Split
+from .data import Split
 
 
 @torch.no_grad()
