@@ -73,6 +73,7 @@ def test_the_checks_pass_the_certified_mechanisms_and_catch_the_broken_ones(tmp_
     assert broken.groupby("mechanism")["violated"].any().all(), broken
     v = cs.bound_verdict(r, "constructed", "test")
     assert v.state == "holds" and v.threshold == 0.0 and v.holds_above is False
+    assert v.estimate == v.low == v.high == cert["lower"].max() < 0  # the deciding bound, below 0
     # the same run again reads every model set back from the store
     again = cs.run(plan, Store(tmp_path / "store"), show_progress=False, feats=_features())
     pd.testing.assert_frame_equal(again.checks, r.checks)
