@@ -120,5 +120,24 @@ def test_the_chapter_sentences_are_computed_from_the_rows():
     r.estimates.loc[0, "null_max"] = 0.5
     assert "below the certificate here" in view.estimates_sentence(r)
     r.scorecard = pd.DataFrame([{"mechanism": "newton", "epsilon": 1.0, "loss AUC": 0.55, "ulira AUC": 0.38,
-                                 "rmia AUC": 0.5, "test_acc - retrained head": -0.01}])
-    assert "within 0.12 of chance" in view.scorecard_sentence(r) and "ulira AUC on newton" in view.scorecard_sentence(r)
+                                 "rmia AUC": 0.5, "KLOM": 3.5, "KLOM floor": 3.3, "forget quality": 0.9,
+                                 "NeurIPS F": 0.2, "test_acc - retrained head": -0.01},
+                                {"mechanism": "d2d", "epsilon": 1.0, "loss AUC": 0.5, "ulira AUC": 0.5,
+                                 "rmia AUC": 0.5, "KLOM": 3.2, "KLOM floor": 3.3, "forget quality": 1.0,
+                                 "NeurIPS F": 0.9, "test_acc - retrained head": 0.0}])
+    text = view.scorecard_sentence(r)
+    assert "within 0.12 of chance" in text and "ulira AUC on newton" in text
+    assert "1 of 2 configurations sit above it" in text and "at least 0.90" in text
+    assert "from 0.20 (newton at epsilon 1) to 0.90" in text
+
+
+def test_the_model_set_tests_read_identical_sets_as_indistinguishable():
+    """KLOM of two draws of one distribution sits at its small-sample floor's scale, TOFU's
+    forget quality near 1, and F of zero estimates is 1; a shifted set reads far worse."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(30, 400)), rng.normal(size=(30, 400))
+    same = cs.model_set_tests(a, b, np.zeros(400))
+    assert same["forget quality"] > 0.05 and same["NeurIPS F"] == 1.0
+    assert abs(same["KLOM"] - same["KLOM floor"]) < 0.5
+    shifted = cs.model_set_tests(a + 3.0, b, np.full(400, 3.0))
+    assert shifted["KLOM"] > same["KLOM"] + 3 and shifted["forget quality"] < 1e-6 and shifted["NeurIPS F"] < 0.1

@@ -112,17 +112,38 @@ def empirical_table(empirical: pd.DataFrame):
 def scorecard_table(result: cs.CertifiedResult):
     """Per certified configuration: each attack's AUC and the accuracy gaps to the head retrained without noise."""
     card = result.scorecard.set_index(["mechanism", "epsilon"])
-    return (card.style.format("{:+.3f}", subset=[c for c in card.columns if "retrained head" in c])
-            .format("{:.2f}", subset=[c for c in card.columns if c.endswith("AUC")]))
+    return (card.style.format("{:+.3f}", subset=_gaps(card))
+            .format("{:.2f}", subset=[c for c in card.columns if c not in _gaps(card)]))
+
+
+def _span(x: pd.Series) -> str:
+    """"a to b", or "a" when both read the same at two decimals."""
+    lo, hi = f"{x.min():.2f}", f"{x.max():.2f}"
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
+def _gaps(card: pd.DataFrame) -> list[str]:
+    return [c for c in card.columns if "retrained head" in c]
 
 
 def scorecard_sentence(result: cs.CertifiedResult) -> str:
-    """How far from chance the attacks' AUCs stray over the certified configurations."""
+    """How far from chance the attacks' AUCs stray over the certified configurations, and
+    where KLOM sits against its small-sample floor."""
     card = result.scorecard.set_index(["mechanism", "epsilon"])
     far = card[[c for c in card.columns if c.endswith("AUC")]].sub(0.5).abs()
     (mech, eps, attack) = far.stack().idxmax()
-    return (f"The attack AUCs stay within {float(far.max().max()):.2f} of chance over every certified configuration "
-            f"(largest: {attack} on {mech} at epsilon {eps:g}), with {result.plan.n_models} models per side.")
+    out = (f"The attack AUCs stay within {float(far.max().max()):.2f} of chance over every certified configuration "
+           f"(largest: {attack} on {mech} at epsilon {eps:g}), with {result.plan.n_models} models per side.")
+    if "KLOM" in card:
+        above = card[card["KLOM"] > card["KLOM floor"]]
+        out += (f" KLOM reads {_span(card['KLOM'])} against a small-sample floor of "
+                f"{card['KLOM floor'].iloc[0]:.2f} (what two draws of one distribution read at this many models); "
+                f"{len(above)} of {len(card)} configurations sit above it. TOFU's forget quality is at least "
+                f"{card['forget quality'].min():.2f} in every configuration (1 = indistinguishable). The NeurIPS 2023 "
+                f"forgetting quality F, on heads that are all certified, ranges from {card['NeurIPS F'].min():.2f} "
+                f"({card['NeurIPS F'].idxmin()[0]} at epsilon {card['NeurIPS F'].idxmin()[1]:g}) to "
+                f"{card['NeurIPS F'].max():.2f}.")
+    return out
 
 
 __all__ = ["NAMES", "checks_table", "checks_sentence", "estimates_table", "estimates_sentence", "price_figure",

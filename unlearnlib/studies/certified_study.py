@@ -54,6 +54,8 @@ from ..certified.features import PUBLIC_SEED, public_extractor
 from ..data import load_splits
 from ..datasets.embedded import dataset_cache
 from ..evaluation import neurips
+from ..evaluation.forget_quality import forget_quality
+from ..evaluation.klom import klom_percentile, klom_values, small_sample_floor
 from ..evaluation.lira import lira_scores, loo_gaussians, phi
 from ..evaluation.rmia import log_pr_x, log_signal, scores_from_log_ratios
 from ..store import Store
@@ -298,6 +300,20 @@ def _gaussians(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu[-1], var[-1]
 
 
+def model_set_tests(unlearned: np.ndarray, retrained: np.ndarray, eps: np.ndarray) -> dict[str, float]:
+    """The scorecard's tests that read two sets of models (rows) on the forget rows (columns of
+    phi): KLOM (Georgiev et al. 2024; the 95th percentile over forget rows of KL(retrained ||
+    unlearned) of the binned margins) beside its small-sample floor at this many models (what
+    two draws of one distribution read: a perfect unlearning's value here), TOFU's forget
+    quality (the KS test's p-value on the per-row means) and the NeurIPS 2023 forgetting
+    quality F (the mean per-example score of the estimates ``eps``)."""
+    n = min(len(unlearned), len(retrained))
+    return {"KLOM": float(klom_percentile(klom_values(unlearned, retrained))[0]),
+            "KLOM floor": float(small_sample_floor(n)),
+            "forget quality": forget_quality(unlearned, retrained).pvalue,
+            "NeurIPS F": float(neurips.example_score(eps, n).mean())}
+
+
 def neurips_epsilons(unlearned: np.ndarray, retrained: np.ndarray) -> np.ndarray:
     """The NeurIPS 2023 per-example epsilon estimate of every forget row from the phi of two
     model sets (rows = models)."""
@@ -372,10 +388,6 @@ def run(plan: CertifiedPlan, store: Store | None = None, show_progress: bool = T
             bar.update()
         su = attack_statistics(sets["unlearned"], sets["shadow_unlearned"], sets["shadow_retrained"])
         sr = attack_statistics(sets["retrained"], sets["shadow_unlearned"], sets["shadow_retrained"])
-        if variant == CERTIFIED:
-            cards.append({"mechanism": mech, "epsilon": eps, **{f"{a} AUC": _auc(su[a], sr[a]) for a in ATTACKS},
-                          **{f"{k} - retrained head": float(sets["unlearned"][k].mean()) - own[mech][k]
-                             for k in ("test_acc", "forget_acc", "retain_acc")}})
         for attack in ATTACKS:
             ex = bound_excess(su[attack], sr[attack], eps, plan.delta, alpha=plan.alpha / m_checks)
             checks.append({"mechanism": mech, "variant": variant, "epsilon": eps, "attack": attack,
@@ -390,6 +402,10 @@ def run(plan: CertifiedPlan, store: Store | None = None, show_progress: bool = T
                           "null_max": float(e_null.max()), "null_median": float(np.median(e_null)),
                           "share_above": float((e_t > eps).mean()), "null_share_above": float((e_null > eps).mean())})
         if variant == CERTIFIED:
+            cards.append({"mechanism": mech, "epsilon": eps, **{f"{a} AUC": _auc(su[a], sr[a]) for a in ATTACKS},
+                          **model_set_tests(sets["unlearned"]["phi_forget"], sets["retrained"]["phi_forget"], e_t),
+                          **{f"{k} - retrained head": float(sets["unlearned"][k].mean()) - own[mech][k]
+                             for k in ("test_acc", "forget_acc", "retain_acc")}})
             u = sets["unlearned"]
             ta, lo, hi = _t_interval(u["test_acc"])
             price.append({"mechanism": mech, "epsilon": eps, "sigma": float(u["sigma"]), "test_acc": ta,
@@ -504,5 +520,5 @@ def verdicts(result: CertifiedResult, budget: str) -> list:
 
 __all__ = ["MECHANISMS", "ATTACKS", "CERTIFIED", "UNDER_NOISED", "PRICE_THRESHOLD", "PRICE_EPSILON", "CertifiedPlan",
            "Features", "features", "newton_sigma", "d2d_sigma", "sigma_of", "newton_release", "d2d_secret", "model_set", "non_private",
-           "attack_statistics", "neurips_epsilons", "CertifiedResult", "configurations", "run", "bound_verdict",
+           "attack_statistics", "model_set_tests", "neurips_epsilons", "CertifiedResult", "configurations", "run", "bound_verdict",
            "price_verdict", "verdicts", "empirical_rows"]
