@@ -77,3 +77,19 @@ def find_entry() -> Callable[..., Path]:
         assert len(hits) == 1, (kind, match, hits)
         return hits[0]
     return find
+
+
+@pytest.fixture
+def no_tf32():
+    """Exact comparisons on CUDA: TF32 convolutions would differ between the engine's paths
+    (tests/test_ensemble.py, tests/test_methods_engine.py)."""
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
+@pytest.fixture(scope="module")
+def pool(splits):
+    """400 training rows: the many-model engine's tests train on them."""
+    return splits.train.subset(torch.arange(400))

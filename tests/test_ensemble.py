@@ -31,18 +31,7 @@ from unlearnlib.training import Recipe, train
 TINY = Recipe(epochs=2, lr=0.05, batch_size=64)
 
 
-@pytest.fixture(autouse=True)
-def no_tf32():
-    """Exact comparisons on CUDA: TF32 convolutions would differ between paths."""
-    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
-
-
-@pytest.fixture(scope="module")
-def pool(splits):
-    return splits.train.subset(torch.arange(400))
+pytestmark = pytest.mark.usefixtures("no_tf32")  # exact comparisons: tests/conftest.py
 
 
 def _masks(k: int, n: int, sizes: list[int], seed: int = 0) -> torch.Tensor:

@@ -46,17 +46,7 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def no_tf32():
-    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
-
-
-@pytest.fixture(scope="module")
-def pool(splits):
-    return splits.train.subset(torch.arange(400))
+pytestmark = pytest.mark.usefixtures("no_tf32")  # exact comparisons: tests/conftest.py
 
 
 @pytest.fixture(scope="module")

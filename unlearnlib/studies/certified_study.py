@@ -355,12 +355,10 @@ def _auc(unlearned: np.ndarray, retrained: np.ndarray) -> float:
 
 
 def _t_interval(x: np.ndarray) -> tuple[float, float, float]:
-    from scipy import stats
+    """The mean of ``x`` and its 95% Student-t interval (:func:`.verdicts.t_half_width`)."""
+    from .verdicts import t_half_width
 
-    m = float(np.mean(x))
-    if len(x) < 2 or np.std(x) == 0:
-        return m, m, m
-    h = float(stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / math.sqrt(len(x)))
+    m, h = float(np.mean(x)), t_half_width(x)
     return m, m - h, m + h
 
 

@@ -32,7 +32,7 @@ from ..evaluation.lira import (
 )
 from ..evaluation.neurips import neurips_score
 from . import scorecard
-from .verdicts import UTILITY
+from .verdicts import UTILITY, t_half_width
 
 if TYPE_CHECKING:
     from ..shadows import ShadowRunner
@@ -51,15 +51,6 @@ UNRESOLVED = "no reading (gap not resolved)"
 ABOVE_ORIGINAL = 0.02
 
 
-def t_half_width(values: np.ndarray, level: float = 0.95) -> float:
-    """Half the Student-t interval of the mean of ``values`` (finite ones; NaN below two)."""
-    from scipy import stats
-
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        return float("nan")
-    return float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
 
 
 @dataclass

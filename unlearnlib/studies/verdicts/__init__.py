@@ -79,6 +79,7 @@ from .core import (
     seed_bootstrap,
     seeds_needed,
     side,
+    t_half_width,
     t_scale,
 )
 from .deep_unlearn import (
@@ -125,7 +126,7 @@ from .report import (
 __all__ = [
     "HOLDS", "FAILS", "INCONCLUSIVE", "UNTESTED", "STATES", "MIN_SEEDS", "UTILITY", "Evidence",
     "Verdict", "seed_bootstrap", "side", "evidence", "decide", "seeds_needed", "pivot", "grid_tables",
-    "method_means", "ranks", "ranking_table", "rank_of", "baseline_margin", "t_scale", "INTERVALS",
+    "method_means", "ranks", "ranking_table", "rank_of", "baseline_margin", "t_scale", "t_half_width", "INTERVALS",
     "deep_unlearn_verdicts", "nabla_tau_verdicts", "carried_baselines", "nt_ratio", "nt_margin",
     "nt_gap", "closeness", "nt_forgets_evidence", "nt_no_tuning_evidence", "Ratio", "abs_bounds",
     "Resampled", "resample", "tails", "boot_size", "extreme_evidence", "hyperparameter_verdicts",

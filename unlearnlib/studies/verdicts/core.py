@@ -147,6 +147,17 @@ def seed_bootstrap(tables: Tables, stat: Stat, n_boot: int = N_BOOT, level: floa
     return (est, *interval_from_draws(est, draws, n, level, interval))
 
 
+def t_half_width(values: np.ndarray, level: float = 0.95) -> float:
+    """Half the Student-t interval of the mean of ``values`` (finite ones; NaN below two)."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
 def interval_from_draws(est: float, draws: np.ndarray, n_seeds: int, level: float = LEVEL,
                         interval: str = "t-scaled") -> tuple[float, float]:
     """The interval of :func:`seed_bootstrap` from an estimate and its bootstrap draws over
@@ -282,6 +293,6 @@ def scoped(verdicts: Sequence[Verdict], scope: str) -> list[Verdict]:
 __all__ = [
     "HOLDS", "FAILS", "INCONCLUSIVE", "UNTESTED", "STATES", "MIN_SEEDS", "UTILITY", "BEST_RANK",
     "N_BOOT", "LEVEL", "REFERENCES", "Evidence", "Verdict", "Tables", "pivot", "Stat", "INTERVALS",
-    "t_scale", "seed_bootstrap", "interval_from_draws", "side", "evidence", "POWER", "seeds_needed",
+    "t_scale", "t_half_width", "seed_bootstrap", "interval_from_draws", "side", "evidence", "POWER", "seeds_needed",
     "decide", "registered_methods", "scope_of", "scoped",
 ]
